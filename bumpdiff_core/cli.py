@@ -1,0 +1,147 @@
+"""`bumpdiff train | evaluate | sample | sweep`: every bad value ends in one line and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .config import ConfigError, parse_override, profile_config
+from .store import StoreError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line, exit 2
+        self.exit(EXIT_BAD_INPUT, f"bumpdiff: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bumpdiff", description="Diffusion models learning 2D Gaussian bumps (Liang, Liu & Fiete 2024).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def runtime(sp):
+        sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+        sp.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    t = sub.add_parser("train", help="train and evaluate one configuration; prints the run directory last")
+    t.add_argument("profile", help="tiny, quick, cpu32 or paper")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    runtime(t)
+
+    e = sub.add_parser("evaluate", help="(re)evaluate every checkpoint of a run")
+    e.add_argument("run_dir")
+    runtime(e)
+
+    s = sub.add_parser("sample", help="write the last checkpoint's sample at (x, y) as an N x N PNG")
+    s.add_argument("run_dir")
+    s.add_argument("--x", type=float, required=True, help="column, in pixels")
+    s.add_argument("--y", type=float, required=True, help="row, in pixels")
+    s.add_argument("--out", required=True, help="output .png")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--sampler", choices=["ddim", "ddpm"], default=None)
+    runtime(s)
+
+    w = sub.add_parser("sweep", help="train, evaluate and execute the notebooks of every run of a sweep")
+    w.add_argument("profile", help="a sweep name (see bumpdiff_core.sweep.SWEEPS)")
+    w.add_argument("--scheduler", default=None, help="tcp://HOST:PORT of an existing Dask scheduler")
+    w.add_argument("--workers", type=int, default=None, help="local Dask workers (default: cores)")
+    w.add_argument("--serial", action="store_true", help="no Dask: run in this process")
+    w.add_argument("--out", default=None, help="where executed notebooks go (default: <data>/notebooks)")
+    return p
+
+
+def _check_threads(args):
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        raise ConfigError("--threads", f"must be >= 1; got {args.threads}")
+
+
+def cmd_train(args) -> int:
+    from .pipeline import ensure_run
+
+    overrides = dict(parse_override(o) for o in args.overrides)
+    config = profile_config(args.profile, overrides)  # validates before anything is written
+    _check_threads(args)
+    run = ensure_run(config, device=args.device, threads=args.threads, progress=not args.quiet)
+    print(run.path)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+    from .store import Run
+    from .train import configure_determinism
+
+    _check_threads(args)
+    run = Run.open(args.run_dir)
+    if not run.checkpoint_steps_on_disk():
+        raise StoreError(f"{run.path}: has no checkpoints (train it first)")
+    configure_determinism(args.threads)
+    with run.lock():
+        table = evaluate_run(run, device=args.device, progress=not args.quiet)
+    print(table.to_string(index=False))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+    import torch
+
+    from .diffusion import LinearSchedule, sample
+    from .pngio import write_png
+    from .store import Run
+    from .train import configure_determinism, load_weights, pick_device
+
+    run = Run.open(args.run_dir)
+    n = run.config.image_size
+    for name, v in (("--x", args.x), ("--y", args.y)):
+        if not (0 <= v < n) or v != v:
+            raise ConfigError(name, f"must be >= 0 and < image_size ({n}); got {v}")
+    if not args.out.lower().endswith(".png"):
+        raise ConfigError("--out", f"must be a .png file; got {args.out!r}")
+    steps = run.checkpoint_steps_on_disk()
+    if not steps:
+        raise StoreError(f"{run.path}: has no checkpoints (train it first)")
+    configure_determinism(args.threads)
+    device = pick_device(args.device)
+    model = load_weights(run, steps[-1], device)
+    xy = torch.tensor([[args.x, args.y]], dtype=torch.float32, device=device)
+    c = run.config
+    image, _ = sample(model, LinearSchedule.from_config(c), xy, [args.seed],
+                      sampler=args.sampler or c.eval_sampler, steps=c.eval_sampler_steps)
+    pixels = np.round((image[0, 0].cpu().numpy() + 1) * 127.5).astype(np.uint8)
+    write_png(Path(args.out), pixels)
+    print(args.out)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    return run_sweep(args.profile, scheduler=args.scheduler, workers=args.workers, serial=args.serial,
+                     out=args.out)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
+                "sweep": cmd_sweep}[args.command](args)
+    except ConfigError as e:
+        print(f"bumpdiff: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (StoreError, FileNotFoundError, PermissionError) as e:
+        print(f"bumpdiff: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. a full disk
+        print(f"bumpdiff: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bumpdiff: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

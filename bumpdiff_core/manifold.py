@@ -1,0 +1,62 @@
+"""The representation's shape: UMAP of trajectory-averaged activations, and frame alignment.
+
+UMAP gets a fixed `random_state` (repeatable embeddings; it also pins UMAP to one thread).
+numba's compiled code is cached under the data root so only the first process pays the JIT.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+
+def _numba_cache() -> None:
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        from .store import data_root
+        path = data_root() / ".numba_cache"
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ["NUMBA_CACHE_DIR"] = str(path)
+
+
+def umap_embed(latents: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1,
+               random_state: int = 0) -> np.ndarray:
+    """(n, D) activations -> (n, 3) embedding."""
+    _numba_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import umap
+
+        latents = np.asarray(latents, dtype=np.float32)
+        if not np.isfinite(latents).all():
+            latents = np.nan_to_num(latents, nan=0.0, posinf=0.0, neginf=0.0)
+        reducer = umap.UMAP(n_components=3, n_neighbors=min(n_neighbors, len(latents) - 1),
+                            min_dist=min_dist, random_state=random_state, init="spectral")
+        return reducer.fit_transform(latents).astype(np.float32)
+
+
+def align_to(reference: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Rotate/reflect, scale and shift `points` onto `reference` (orthogonal Procrustes).
+
+    UMAP embeddings of different checkpoints live in arbitrary frames; aligning each to its
+    neighbour makes a checkpoint slider show the manifold changing, not spinning.
+    """
+    from scipy.linalg import orthogonal_procrustes
+
+    ref_c = reference - reference.mean(0)
+    pts_c = points - points.mean(0)
+    ref_scale = np.linalg.norm(ref_c) or 1.0
+    pts_scale = np.linalg.norm(pts_c) or 1.0
+    rotation, _ = orthogonal_procrustes(pts_c / pts_scale, ref_c / ref_scale)
+    return (pts_c / pts_scale) @ rotation * ref_scale + reference.mean(0)
+
+
+def align_sequence(embeddings: list[np.ndarray]) -> list[np.ndarray]:
+    """Align each embedding to the (aligned) next one, starting from the last, most ordered frame."""
+    if not embeddings:
+        return []
+    out = [None] * len(embeddings)
+    out[-1] = embeddings[-1]
+    for i in range(len(embeddings) - 2, -1, -1):
+        out[i] = align_to(out[i + 1], embeddings[i])
+    return out

@@ -1,0 +1,114 @@
+"""Scoring samples and representations: bump detection, accuracy, R^2, phase labels.
+
+Definitions (PAPER.md leaves them to us; each is a constant here, used everywhere):
+
+- A *bump* is a connected region (8-neighbourhood) of at least `MIN_BUMP_AREA` pixels brighter
+  than half the bump's height (`BUMP_THRESHOLD` on the [0, 1] scale). Its centre is the
+  intensity-weighted centroid in a 7 x 7 window around its brightest pixel.
+- `accuracy`: exactly one bump, and |x_hat - x| <= 1 and |y_hat - y| <= 1 pixel.
+  `accuracy_x` / `accuracy_y`: exactly one bump and that coordinate within 1 pixel.
+- `r2_x`, `r2_y`: R^2 of a linear regression from the 3D UMAP embedding to x (y), fitted and scored
+  on the same points, as the paper describes. `r2_x_raw`, `r2_y_raw`: 5-fold cross-validated R^2
+  of a ridge regression from the raw activations (a control that does not depend on UMAP).
+- Phase (the paper labels phases by eye; this rule reads the generation behaviour it describes):
+  A if fewer than half the samples have exactly one bump; otherwise C if at least half are
+  accurate, else B (mostly single bumps, mostly in the wrong place).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BUMP_THRESHOLD = 0.5
+MIN_BUMP_AREA = 2
+CENTROID_RADIUS = 3
+TOLERANCE_PX = 1.0
+PHASE_SINGLE_BUMP = 0.5
+PHASE_ACCURATE = 0.5
+
+
+def detect_bumps(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """images (B, N, N) in [-1, 1] -> (bump counts (B,), centres (B, 2) as (x, y); NaN unless one bump)."""
+    from scipy import ndimage
+
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4:
+        images = images[:, 0]
+    v = (images + 1) / 2
+    counts = np.zeros(len(v), dtype=np.int64)
+    centres = np.full((len(v), 2), np.nan, dtype=np.float64)
+    structure = np.ones((3, 3), dtype=bool)
+    n = v.shape[-1]
+    for i, img in enumerate(v):
+        labelled, k = ndimage.label(img > BUMP_THRESHOLD, structure=structure)
+        if k == 0:
+            continue
+        areas = np.bincount(labelled.ravel(), minlength=k + 1)[1:]
+        keep = np.flatnonzero(areas >= MIN_BUMP_AREA) + 1
+        counts[i] = len(keep)
+        if len(keep) != 1:
+            continue
+        region = np.where(labelled == keep[0], img, -np.inf)
+        py, px = np.unravel_index(np.argmax(region), img.shape)
+        y0, y1 = max(py - CENTROID_RADIUS, 0), min(py + CENTROID_RADIUS + 1, n)
+        x0, x1 = max(px - CENTROID_RADIUS, 0), min(px + CENTROID_RADIUS + 1, n)
+        w = np.clip(img[y0:y1, x0:x1], 0, None)
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        centres[i] = (float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum()))
+    return counts, centres
+
+
+def score_samples(counts: np.ndarray, centres: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy and bump-count fractions of one evaluation (labels (B, 2) as (x, y))."""
+    single = counts == 1
+    with np.errstate(invalid="ignore"):
+        err = np.abs(centres - labels)
+        ok_x = single & (err[:, 0] <= TOLERANCE_PX)
+        ok_y = single & (err[:, 1] <= TOLERANCE_PX)
+        dist = np.hypot(err[:, 0], err[:, 1])
+    return {
+        "accuracy": float(np.mean(ok_x & ok_y)),
+        "accuracy_x": float(np.mean(ok_x)),
+        "accuracy_y": float(np.mean(ok_y)),
+        "frac_0": float(np.mean(counts == 0)),
+        "frac_1": float(np.mean(single)),
+        "frac_multi": float(np.mean(counts >= 2)),
+        "position_error": float(np.nanmean(dist)) if single.any() else float("nan"),
+    }
+
+
+def r2_in_sample(features: np.ndarray, target: np.ndarray) -> float:
+    """R^2 of ordinary least squares fitted and scored on the same points (the paper's measure)."""
+    from sklearn.linear_model import LinearRegression
+
+    if np.var(target) == 0:
+        return float("nan")
+    return float(LinearRegression().fit(features, target).score(features, target))
+
+
+def r2_cross_validated(features: np.ndarray, target: np.ndarray, folds: int = 5) -> float:
+    """Out-of-fold R^2 of a standardised ridge regression (alpha chosen inside each fold)."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = np.asarray(features, dtype=np.float64)
+    if np.var(target) == 0 or len(target) < folds:
+        return float("nan")
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+    pred = cross_val_predict(model, features, target, cv=KFold(folds, shuffle=True, random_state=0))
+    return float(1 - np.sum((target - pred) ** 2) / np.sum((target - target.mean()) ** 2))
+
+
+def phase_label(frac_1: float, accuracy: float) -> str:
+    if frac_1 < PHASE_SINGLE_BUMP:
+        return "A"
+    return "C" if accuracy >= PHASE_ACCURATE else "B"
+
+
+def phase_transitions(table) -> dict:
+    """First step labelled B-or-later and first step labelled C (NaN when never reached)."""
+    steps = table["step"].to_numpy()
+    phases = table["phase"].to_numpy()
+    first = lambda mask: float(steps[mask][0]) if mask.any() else float("nan")  # noqa: E731
+    return {"step_B": first(phases != "A"), "step_C": first(phases == "C")}

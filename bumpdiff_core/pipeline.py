@@ -1,0 +1,29 @@
+"""From a config to a finished run: train, evaluate, mark complete. Finished runs cost nothing."""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import RunConfig
+from .evaluate import evaluate_run
+from .store import Run
+from .train import Trainer
+
+
+def ensure_run(config: RunConfig, device=None, threads: int | None = None, progress: bool = True,
+               root=None) -> Run:
+    """Return the finished run for `config`, computing whatever is missing.
+
+    A second process asking for the same run waits on its lock and then finds it finished.
+    """
+    run = Run.create(config, root)
+    if run.is_complete:
+        return run
+    with run.lock(on_wait=lambda: print(f"waiting: {run.path} is being computed by another process", flush=True)):
+        if run.is_complete:
+            return run
+        trainer = Trainer(run, device=device, threads=threads, progress=progress)
+        trainer.train()
+        run.save_arrays(run.path / "losses.npz", losses=np.asarray(trainer.losses, dtype=np.float32))
+        evaluate_run(run, device=device, progress=progress)
+        run.mark_complete()
+    return run
