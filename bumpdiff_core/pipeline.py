@@ -27,3 +27,13 @@ def ensure_run(config: RunConfig, device=None, threads: int | None = None, progr
         evaluate_run(run, device=device, progress=progress)
         run.mark_complete()
     return run
+
+
+def completed_run(config: RunConfig, root=None) -> Run:
+    """The finished run for `config`, for analysis code that must never train (the book)."""
+    from .store import StoreError, runs_root
+
+    path = runs_root(root) / config.run_id
+    if not (path / "COMPLETE").exists():
+        raise StoreError(f"{path}: run not computed yet (train it with `bumpdiff train` or `bumpdiff sweep`)")
+    return Run.open(path)
