@@ -226,8 +226,8 @@ PROFILES: dict[str, dict] = {
     "cpu32": dict(image_size=32, steps=7000, lr=1e-3, checkpoint_dense_every=250,
                   checkpoint_dense_until=4000, checkpoint_log_count=6),
     # the paper's width: UNet_conditional-like, ~23 M parameters, attention at every level
-    "paper": dict(image_size=32, base_channels=64, channel_mults=(2, 4, 4), blocks_per_level=2,
-                  attention_levels=(2, 3), lr=3e-4, steps=40000, checkpoint_dense_every=500,
+    "paper": dict(image_size=32, base_channels=64, channel_mults=(2, 4, 4), blocks_per_level=3,
+                  attention_levels=(1, 2, 3), lr=3e-4, steps=40000, checkpoint_dense_every=500,
                   checkpoint_dense_until=10000, checkpoint_log_count=10, eval_labels=300),
 }
 

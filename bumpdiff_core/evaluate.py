@@ -48,8 +48,7 @@ def _evaluate_samples(run: Run, step: int, device) -> dict:
     images, labels, activations = sample_checkpoint(run, step, device)
     counts, centres = metrics.detect_bumps(images)
     names = list(activations)
-    layer_r2 = np.array([[metrics.r2_cross_validated(activations[n], labels[:, k]) for k in (0, 1)]
-                         for n in names])
+    layer_r2 = np.array([metrics.r2_cross_validated(activations[n], labels) for n in names])
     arrays = dict(step=np.int64(step), labels=labels, samples=images.astype(np.float16),
                   bump_count=counts, centres=centres, latents=activations[tap].astype(np.float32),
                   layer_names=np.array(names), layer_r2_raw=layer_r2)

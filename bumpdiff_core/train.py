@@ -18,7 +18,7 @@ from .config import RunConfig, checkpoint_steps
 from .data import BumpDataset
 from .diffusion import LinearSchedule, epsilon_loss
 from .model import ConditionalUNet, parameter_count
-from .store import CorruptFileError, Run, StoreError
+from .store import CorruptFileError, Run, StoreError, fault_point
 
 _STEP_SEED_STRIDE = 1_000_003
 
@@ -33,6 +33,9 @@ def configure_determinism(threads: int | None = None) -> None:
     """Fixed thread count and deterministic kernels: same config + seed -> same numbers on CPU."""
     if threads:
         torch.set_num_threads(threads)
+        # numpy/scipy BLAS too: oversubscribed BLAS threads made R^2 and UMAP 5-10x slower here
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = False
@@ -105,12 +108,15 @@ class Trainer:
         self.step = 0
 
     # -- persistence -----------------------------------------------------------------------------
+    def _save_checkpoint(self) -> None:
+        weights = self.ema if self.ema is not None else self.model.state_dict()
+        self.run.save_tensors(self.run.checkpoint_path(self.step), weights, {"step": str(self.step)})
+
     def _save(self) -> None:
         """Checkpoint weights for this step, then the resumable state (written second, so a
         state always has its checkpoint). The two newest states are kept: if the newest is
         damaged, the run resumes from the one before, losing one checkpoint interval."""
-        weights = self.ema if self.ema is not None else self.model.state_dict()
-        self.run.save_tensors(self.run.checkpoint_path(self.step), weights, {"step": str(self.step)})
+        self._save_checkpoint()
         opt_tensors, groups = _flatten_optimizer(self.optimizer)
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update(opt_tensors)
@@ -120,11 +126,14 @@ class Trainer:
         self.run.save_tensors(self.run.train_state_path(self.step), tensors,
                               {"step": str(self.step), "param_groups": groups})
         for old in self.run.train_state_steps()[:-2]:
-            self.run.train_state_path(old).unlink(missing_ok=True)
+            self.run.remove(self.run.train_state_path(old))
 
-    def try_resume(self) -> bool:
-        """Load the newest intact training state; damaged ones are reported and skipped."""
+    def try_resume(self, at_most: int | None = None) -> bool:
+        """Load the newest intact training state (at or before step `at_most` when given);
+        damaged ones are reported and skipped."""
         for step in reversed(self.run.train_state_steps()):
+            if at_most is not None and step > at_most:
+                continue
             path = self.run.train_state_path(step)
             try:
                 tensors, meta = self.run.load_tensors(path)
@@ -144,15 +153,20 @@ class Trainer:
         return False
 
     # -- the loop ---------------------------------------------------------------------------------
-    def train(self) -> None:
+    def train(self, resume_at_most: int | None = None) -> None:
+        """Train to `config.steps`, resuming from the newest intact state. `resume_at_most`
+        regenerates checkpoints from that step on (training is deterministic, so they come back
+        identical); checkpoints already on disk after it are rewritten with the same bytes."""
         from tqdm.auto import tqdm
 
         c = self.config
         schedule_steps = checkpoint_steps(c)
-        resumed = self.try_resume()
+        resumed = self.try_resume(resume_at_most)
         started = time.time()
         if not resumed:
             self._save()
+        elif not self.run.is_valid(self.run.checkpoint_path(self.step)):
+            self._save_checkpoint()  # the state holds this step's weights: no training needed
         self.model.train()
         bar = tqdm(total=c.steps, initial=self.step, desc=f"train {self.run.path.name}",
                    disable=not self.progress, unit="step", mininterval=1.0)
@@ -166,6 +180,7 @@ class Trainer:
             loss = epsilon_loss(self.model, self.schedule, images, labels, gen)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            fault_point("step", str(self.step))
             self.optimizer.step()
             if self.ema is not None:
                 with torch.no_grad():
@@ -180,8 +195,7 @@ class Trainer:
                 self._save()
         bar.close()
         elapsed = time.time() - started
-        meta_file = self.run.path / "meta.json"
-        prior = json.loads(meta_file.read_text()).get("train_seconds", 0.0) if meta_file.exists() else 0.0
+        prior = self.run.read_meta().get("train_seconds", 0.0)
         self.run.update_meta(
             versions=_versions(), git_commit=_git_commit(), device=str(self.device),
             device_name=(torch.cuda.get_device_name() if self.device.type == "cuda" else platform.processor() or platform.machine()),

@@ -1,0 +1,94 @@
+"""Evaluation cost per checkpoint: the strided DDIM sampler vs 1000-step ancestral DDPM.
+
+On the final checkpoint of a finished run, with >= 300 labels, prints for each sampler: seconds,
+cost in training steps, accuracy, mean position error; and the ratio to DDPM-1000. Also times one
+full `evaluate_checkpoint` (sampling + bump detection + R^2 + UMAP) at the profile's settings.
+Run: .venv/bin/python benchmarks/eval_cost.py [--profile quick] [--labels 300] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from bumpdiff_core import metrics
+from bumpdiff_core.config import profile_config
+from bumpdiff_core.data import eval_labels
+from bumpdiff_core.evaluate import evaluate_checkpoint, sample_checkpoint
+from bumpdiff_core.pipeline import ensure_run
+from bumpdiff_core.store import Run
+
+
+def training_step_seconds(run: Run, steps: int = 30) -> float:
+    from bumpdiff_core.data import BumpDataset
+    from bumpdiff_core.diffusion import LinearSchedule, epsilon_loss
+    from bumpdiff_core.train import build_model
+
+    c = run.config
+    model, data, sched = build_model(c), BumpDataset(c), LinearSchedule.from_config(c)
+    opt = torch.optim.AdamW(model.parameters(), lr=c.lr)
+    gen = torch.Generator().manual_seed(0)
+    t0 = None
+    for i in range(steps + 5):
+        if i == 5:
+            t0 = time.perf_counter()
+        x, xy = data.batch(torch.randint(0, len(data), (c.batch_size,), generator=gen))
+        loss = epsilon_loss(model, sched, x, xy, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - t0) / steps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--labels", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--samplers", default="ddim:10,ddim:20,ddim:50,ddpm:1000")
+    args = ap.parse_args()
+    from bumpdiff_core.config import parse_override
+    torch.set_num_threads(args.threads)
+    config = profile_config(args.profile, dict(parse_override(o) for o in args.overrides))
+    run = ensure_run(config, threads=args.threads, progress=False)
+    final = run.checkpoint_steps_on_disk()[-1]
+    step_s = training_step_seconds(run)
+    labels = eval_labels(config.replace(eval_labels=args.labels, umap_neighbors=min(config.umap_neighbors, args.labels - 1)))
+    print(f"run {run.path.name} ({args.profile}), checkpoint {final}, {args.labels} labels, "
+          f"threads={args.threads}; one training step = {step_s * 1000:.1f} ms")
+    print(f"{'sampler':>10} {'seconds':>8} {'= train steps':>13} {'accuracy':>8} {'pos err px':>10} {'frac_1':>7}")
+    results = {}
+    for spec in args.samplers.split(","):
+        name, steps = spec.split(":")
+        t0 = time.perf_counter()
+        images, lab, _ = sample_checkpoint(run, final, sampler=name, sampler_steps=int(steps), labels=labels,
+                                           tap_names=())
+        secs = time.perf_counter() - t0
+        counts, centres = metrics.detect_bumps(images)
+        s = metrics.score_samples(counts, centres, lab)
+        results[spec] = (secs, s)
+        print(f"{spec:>10} {secs:>8.2f} {secs / step_s:>13.0f} {s['accuracy']:>8.3f} {s['position_error']:>10.3f} {s['frac_1']:>7.2f}")
+    ref = results.get("ddpm:1000")
+    if ref:
+        for spec, (secs, s) in results.items():
+            if spec != "ddpm:1000":
+                print(f"{spec} vs ddpm:1000: {ref[0] / secs:.1f}x faster, accuracy {s['accuracy'] - ref[1]['accuracy']:+.3f}")
+    # a full evaluation of one checkpoint (sampling + taps + R^2 + UMAP), on a scratch copy
+    with tempfile.TemporaryDirectory() as tmp:
+        import shutil
+        scratch = Run.open(shutil.copytree(run.path, f"{tmp}/{run.path.name}"))
+        for p in (scratch.eval_path(final), scratch.umap_path(final)):
+            p.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        evaluate_checkpoint(scratch, final)
+        secs = time.perf_counter() - t0
+    print(f"full evaluate_checkpoint ({config.eval_labels} labels, {config.eval_sampler}-{config.eval_sampler_steps}, "
+          f"taps + R^2 + UMAP): {secs:.2f} s = {secs / step_s:.0f} training steps")
+
+
+if __name__ == "__main__":
+    main()
