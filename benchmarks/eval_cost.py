@@ -68,7 +68,7 @@ def main():
         images, lab, _ = sample_checkpoint(run, final, sampler=name, sampler_steps=int(steps), labels=labels,
                                            tap_names=())
         secs = time.perf_counter() - t0
-        counts, centres = metrics.detect_bumps(images)
+        counts, centres = metrics.detect_bumps(images, config.sigma)
         s = metrics.score_samples(counts, centres, lab)
         results[spec] = (secs, s)
         print(f"{spec:>10} {secs:>8.2f} {secs / step_s:>13.0f} {s['accuracy']:>8.3f} {s['position_error']:>10.3f} {s['frac_1']:>7.2f}")

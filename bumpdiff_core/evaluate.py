@@ -46,7 +46,7 @@ def _evaluate_samples(run: Run, step: int, device) -> dict:
     c = run.config
     tap = resolve_tap(c.tap_layer, len(c.channel_mults))
     images, labels, activations = sample_checkpoint(run, step, device)
-    counts, centres = metrics.detect_bumps(images)
+    counts, centres = metrics.detect_bumps(images, c.sigma)
     names = list(activations)
     layer_r2 = np.array([metrics.r2_cross_validated(activations[n], labels) for n in names])
     arrays = dict(step=np.int64(step), labels=labels, samples=images.astype(np.float16),

@@ -4,7 +4,9 @@ Definitions (PAPER.md leaves them to us; each is a constant here, used everywher
 
 - A *bump* is a connected region (8-neighbourhood) of at least `MIN_BUMP_AREA` pixels brighter
   than half the bump's height (`BUMP_THRESHOLD` on the [0, 1] scale). Its centre is the
-  intensity-weighted centroid in a 7 x 7 window around its brightest pixel.
+  intensity-weighted centroid in a 7 x 7 window around its brightest pixel. A lone region whose
+  window correlates less than `MIN_BUMP_CORRELATION` with an ideal bump at that centre (a smear,
+  a bright noise texture) counts as no bump.
 - `accuracy`: exactly one bump, and |x_hat - x| <= 1 and |y_hat - y| <= 1 pixel.
   `accuracy_x` / `accuracy_y`: exactly one bump and that coordinate within 1 pixel.
 - `r2_x`, `r2_y`: R^2 of a linear regression from the 3D UMAP embedding to x (y), fitted and scored
@@ -21,13 +23,19 @@ import numpy as np
 BUMP_THRESHOLD = 0.5
 MIN_BUMP_AREA = 2
 CENTROID_RADIUS = 3
+MIN_BUMP_CORRELATION = 0.9
 TOLERANCE_PX = 1.0
 PHASE_SINGLE_BUMP = 0.5
 PHASE_ACCURATE = 0.5
 
 
-def detect_bumps(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """images (B, N, N) in [-1, 1] -> (bump counts (B,), centres (B, 2) as (x, y); NaN unless one bump)."""
+def detect_bumps(images: np.ndarray, sigma: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """images (B, N, N) in [-1, 1] -> (bump counts (B,), centres (B, 2) as (x, y); NaN unless one bump).
+
+    The count is the number of bright regions. A lone region counts as a bump only when it has the
+    bump's shape (correlation >= MIN_BUMP_CORRELATION with an ideal bump at its centre, over the
+    window); a lone smear or a bright noise texture counts as no bump.
+    """
     from scipy import ndimage
 
     images = np.asarray(images, dtype=np.float32)
@@ -51,9 +59,15 @@ def detect_bumps(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         py, px = np.unravel_index(np.argmax(region), img.shape)
         y0, y1 = max(py - CENTROID_RADIUS, 0), min(py + CENTROID_RADIUS + 1, n)
         x0, x1 = max(px - CENTROID_RADIUS, 0), min(px + CENTROID_RADIUS + 1, n)
-        w = np.clip(img[y0:y1, x0:x1], 0, None)
+        window = img[y0:y1, x0:x1]
+        w = np.clip(window, 0, None)
         yy, xx = np.mgrid[y0:y1, x0:x1]
-        centres[i] = (float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum()))
+        cx, cy = float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum())
+        ideal = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+        if np.corrcoef(window.ravel(), ideal.ravel())[0, 1] < MIN_BUMP_CORRELATION:
+            counts[i] = 0
+            continue
+        centres[i] = (cx, cy)
     return counts, centres
 
 
