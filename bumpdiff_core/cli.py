@@ -59,11 +59,11 @@ def _check_threads(args):
 
 
 def cmd_train(args) -> int:
-    from .pipeline import ensure_run
-
     overrides = dict(parse_override(o) for o in args.overrides)
     config = profile_config(args.profile, overrides)  # validates before anything is written
     _check_threads(args)
+    from .pipeline import ensure_run  # imports torch: only once the input is known to be good
+
     run = ensure_run(config, device=args.device, threads=args.threads, progress=not args.quiet)
     print(run.path)
     return 0
@@ -80,6 +80,12 @@ def cmd_evaluate(args) -> int:
         raise StoreError(f"{run.path}: has no checkpoints (train it first)")
     configure_determinism(args.threads)
     with run.lock():
+        run.remove_stale_temps()
+        # evaluation recomputes its own damaged caches, but never trusts damaged training output
+        for path, problem in run.verify():
+            if path.parent.name == "checkpoints" or path.name == "losses.npz":
+                raise StoreError(f"{path}: {problem}; `bumpdiff train` with this run's config.json "
+                                 "regenerates it")
         table = evaluate_run(run, device=args.device, progress=not args.quiet)
     print(table.to_string(index=False))
     return 0
@@ -89,6 +95,7 @@ def cmd_sample(args) -> int:
     import numpy as np
     import torch
 
+    from .config import checkpoint_steps
     from .diffusion import LinearSchedule, sample
     from .pngio import write_png
     from .store import Run
@@ -104,9 +111,12 @@ def cmd_sample(args) -> int:
     steps = run.checkpoint_steps_on_disk()
     if not steps:
         raise StoreError(f"{run.path}: has no checkpoints (train it first)")
+    # a finished run samples its final checkpoint (missing or damaged: an error naming it);
+    # a run still training, its newest one
+    step = checkpoint_steps(run.config)[-1] if run.is_complete else steps[-1]
     configure_determinism(args.threads)
     device = pick_device(args.device)
-    model = load_weights(run, steps[-1], device)
+    model = load_weights(run, step, device)
     xy = torch.tensor([[args.x, args.y]], dtype=torch.float32, device=device)
     c = run.config
     image, _ = sample(model, LinearSchedule.from_config(c), xy, [args.seed],
@@ -135,8 +145,9 @@ def main(argv=None) -> int:
     except (StoreError, FileNotFoundError, PermissionError) as e:
         print(f"bumpdiff: error: {e}", file=sys.stderr)
         return 1
-    except OSError as e:  # e.g. a full disk
-        print(f"bumpdiff: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+    except OSError as e:  # e.g. a full disk; store.atomic_write_bytes puts the path in e.filename
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"bumpdiff: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bumpdiff: interrupted; rerun the same command to resume", file=sys.stderr)

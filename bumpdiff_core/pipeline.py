@@ -11,18 +11,31 @@ from .train import Trainer
 
 def ensure_run(config: RunConfig, device=None, threads: int | None = None, progress: bool = True,
                root=None) -> Run:
-    """Return the finished run for `config`, computing whatever is missing.
+    """Return the finished run for `config`, computing whatever is missing or damaged.
 
     A second process asking for the same run waits on its lock and then finds it finished.
+    Every recorded file is checked against manifest.json first: damaged ones are reported with
+    their path, removed, and recomputed (checkpoints and train states by retraining from the
+    newest intact state before them; training is deterministic, so they come back identical).
     """
     run = Run.create(config, root)
-    if run.is_complete:
+    if run.is_complete and not run.verify():
         return run
     with run.lock(on_wait=lambda: print(f"waiting: {run.path} is being computed by another process", flush=True)):
-        if run.is_complete:
+        run.remove_stale_temps()  # leftovers of a killed writer; we hold the lock, nobody writes
+        damaged = run.verify()
+        if run.is_complete and not damaged:
             return run
+        run.unmark_complete()
+        regenerate_from = None
+        for path, problem in damaged:
+            print(f"warning: {path}: {problem}; recomputing it", flush=True)
+            run.remove(path)
+            if path.parent.name == "checkpoints":
+                step = int(path.stem.split("_")[1])
+                regenerate_from = step if regenerate_from is None else min(regenerate_from, step)
         trainer = Trainer(run, device=device, threads=threads, progress=progress)
-        trainer.train()
+        trainer.train(resume_at_most=regenerate_from)
         run.save_arrays(run.path / "losses.npz", losses=np.asarray(trainer.losses, dtype=np.float32))
         evaluate_run(run, device=device, progress=progress)
         run.mark_complete()
