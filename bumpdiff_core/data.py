@@ -10,10 +10,11 @@ from .config import RunConfig
 def centre_grid(image_size: int, increment_x: float, increment_y: float) -> np.ndarray:
     """All centres {0, dx, ..., N - dx} x {0, dy, ..., N - dy} as an (M, 2) float array of (x, y).
 
-    Counts use rounding so that floating-point increments such as 0.1 give exactly N / d points.
+    Every multiple of d below N: ceil(N / d) points per axis (also when d does not divide N, e.g.
+    0.65 -> 50); the tolerance keeps 32 / 0.1 = 320.00000000000006 at exactly 320.
     """
-    nx = int(round(image_size / increment_x))
-    ny = int(round(image_size / increment_y))
+    nx = int(np.ceil(image_size / increment_x - 1e-6))
+    ny = int(np.ceil(image_size / increment_y - 1e-6))
     xs = np.arange(nx) * increment_x
     ys = np.arange(ny) * increment_y
     xs = xs[xs < image_size - 1e-9]
