@@ -46,11 +46,10 @@ def _evaluate_samples(run: Run, step: int, device) -> dict:
     c = run.config
     tap = resolve_tap(c.tap_layer, len(c.channel_mults))
     images, labels, activations = sample_checkpoint(run, step, device)
-    counts, centres = metrics.detect_bumps(images, c.sigma)
     names = list(activations)
     layer_r2 = np.array([metrics.r2_cross_validated(activations[n], labels) for n in names])
     arrays = dict(step=np.int64(step), labels=labels, samples=images.astype(np.float16),
-                  bump_count=counts, centres=centres, latents=activations[tap].astype(np.float32),
+                  latents=activations[tap].astype(np.float32),
                   layer_names=np.array(names), layer_r2_raw=layer_r2)
     run.save_arrays(run.eval_path(step), **arrays)
     return arrays
@@ -76,7 +75,9 @@ def evaluate_checkpoint(run: Run, step: int, device=None, losses=None) -> dict:
         um = {"embedding": umap_embed(ev["latents"], c.umap_neighbors, c.umap_min_dist, random_state=c.eval_seed)}
         run.save_arrays(run.umap_path(step), **um)
     labels = ev["labels"]
-    score = metrics.score_samples(ev["bump_count"], ev["centres"], labels)
+    # detection is re-run from the stored samples (milliseconds), so a changed rule needs no resampling
+    counts, centres = metrics.detect_bumps(ev["samples"], c.sigma)
+    score = metrics.score_samples(counts, centres, labels)
     row = {"step": step, "loss": _interval_loss(run, step, losses)}
     row.update({k: score[k] for k in METRIC_COLUMNS if k in score})
     row["r2_x"] = metrics.r2_in_sample(um["embedding"], labels[:, 0])
@@ -131,4 +132,5 @@ def load_evaluation(run: Run, step: int) -> dict:
     """Samples, labels, activations and the UMAP embedding of one evaluated checkpoint."""
     out = run.load_arrays(run.eval_path(step))
     out.update(run.load_arrays(run.umap_path(step)))
+    out["bump_count"], out["centres"] = metrics.detect_bumps(out["samples"], run.config.sigma)
     return out
