@@ -1,0 +1,226 @@
+"""Numbers across checkpoints and runs, for the notebooks and the README: when a metric first
+reaches a level, how far apart x and y cross, when the phases change (mean ± sd over seeds), and
+the run configs of the Fig. 4 / Fig. 5 sweeps. Nothing here trains: runs are looked up with
+`pipeline.completed_run`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .config import RunConfig, profile_config
+
+# (name, x column, y column) of the metrics whose x/y coupling we measure
+COUPLED_METRICS = [("accuracy", "accuracy_x", "accuracy_y"), ("r2 (UMAP)", "r2_x", "r2_y"),
+                   ("r2 (raw)", "r2_x_raw", "r2_y_raw")]
+COUPLING_LEVELS = (0.5, 0.9)
+REPRESENTATION_LEVEL = 0.9   # mean raw R² that counts as "the representation is ordered"
+ACCURACY_LEVEL = 0.5         # accuracy that counts as "behaviour is right"
+
+
+def crossing_step(table: pd.DataFrame, column, level: float) -> float:
+    """First checkpoint step at which `column` >= `level` (NaN if never). `column` may be a
+    column name or a Series aligned with `table` (e.g. a mean of two columns)."""
+    values = table[column] if isinstance(column, str) else column
+    hit = np.flatnonzero(values.to_numpy(dtype=float) >= level)
+    return float(table["step"].iloc[hit[0]]) if len(hit) else math.nan
+
+
+def coupling(table: pd.DataFrame, levels=COUPLING_LEVELS) -> pd.DataFrame:
+    """For accuracy, R² (UMAP) and R² (raw): the step at which x and y first reach each level and
+    the gap step_y - step_x (positive: x first). Small gaps = x and y learned together."""
+    rows = []
+    for name, cx, cy in COUPLED_METRICS:
+        for level in levels:
+            sx, sy = crossing_step(table, cx, level), crossing_step(table, cy, level)
+            rows.append({"metric": name, "level": level, "step_x": sx, "step_y": sy, "gap_y_minus_x": sy - sx})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class TransitionSummary:
+    """Per-seed transition steps and their mean and sd (NaN steps are left out of mean/sd)."""
+    per_seed: pd.DataFrame
+    mean: pd.Series
+    sd: pd.Series
+
+    @property
+    def representation_first_all(self) -> bool:
+        return bool(len(self.per_seed)) and bool(self.per_seed["representation_first"].all())
+
+    def text(self, column: str) -> str:
+        """'mean ± sd (n = k)' for a step column."""
+        n = int(self.per_seed[column].notna().sum())
+        if n == 0:
+            return "never reached"
+        sd = self.sd[column]
+        return f"{self.mean[column]:.0f} ± {0.0 if np.isnan(sd) else sd:.0f} (n = {n})"
+
+
+def transition_summary(tables) -> TransitionSummary:
+    """`tables`: {seed: metrics table} or a list of tables. Per seed: step of A->B and of B->C
+    (`metrics.phase_transitions`), the step at which mean(r2_x_raw, r2_y_raw) first reaches 0.9
+    and at which accuracy first reaches 0.5, and whether the representation got there strictly
+    first (a representation that orders while accuracy never rises counts as first; one that
+    never orders does not)."""
+    items = tables.items() if isinstance(tables, dict) else enumerate(tables)
+    rows = []
+    for seed, table in items:
+        tr = metrics.phase_transitions(table)
+        raw = table[["r2_x_raw", "r2_y_raw"]].mean(axis=1)
+        step_r2 = crossing_step(table, raw, REPRESENTATION_LEVEL)
+        step_acc = crossing_step(table, "accuracy", ACCURACY_LEVEL)
+        first = (not math.isnan(step_r2)) and (math.isnan(step_acc) or step_r2 < step_acc)
+        rows.append({"seed": seed, "step_A_to_B": tr["step_B"], "step_B_to_C": tr["step_C"],
+                     "step_raw_r2_0.9": step_r2, "step_accuracy_0.5": step_acc,
+                     "lead_steps": step_acc - step_r2, "representation_first": first,
+                     "final_accuracy": float(table["accuracy"].iloc[-1])})
+    per_seed = pd.DataFrame(rows).set_index("seed")
+    numeric = per_seed.drop(columns=["representation_first"])
+    return TransitionSummary(per_seed, numeric.mean(), numeric.std(ddof=1))
+
+
+def phase_profile(table: pd.DataFrame) -> pd.DataFrame:
+    """Per phase label: how many checkpoints, their step range, and the mean bump-count fractions,
+    accuracy and R² over them (what each phase's samples and representation look like)."""
+    cols = ["frac_0", "frac_1", "frac_multi", "accuracy", "r2_x", "r2_y", "r2_x_raw", "r2_y_raw"]
+    g = table.groupby("phase")
+    out = g[cols].mean()
+    out.insert(0, "last_step", g["step"].max())
+    out.insert(0, "first_step", g["step"].min())
+    out.insert(0, "checkpoints", g.size())
+    return out.reindex([p for p in "ABC" if p in out.index])
+
+
+# ---------------------------------------------------------------------------------------------
+# sweeps: which configs the Fig. 4 / Fig. 5 notebooks read
+# ---------------------------------------------------------------------------------------------
+
+def runs_for_increments(profile: str, increments, overrides: dict | None = None) -> dict[float, RunConfig]:
+    """Fig. 4: {increment: profile + overrides + increment_x = increment_y = increment}."""
+    out = {}
+    for inc in increments:
+        values = dict(overrides or {})
+        values.update(increment_x=float(inc), increment_y=float(inc))
+        out[float(inc)] = profile_config(profile, values)
+    return out
+
+
+def runs_for_pairs(profile: str, pairs, seeds=(0,), overrides: dict | None = None) -> dict[tuple, RunConfig]:
+    """Fig. 5: {(dx, dy, seed): profile + overrides + increment_x = dx, increment_y = dy, seed}."""
+    out = {}
+    for dx, dy in pairs:
+        for seed in seeds:
+            values = dict(overrides or {})
+            values.update(increment_x=float(dx), increment_y=float(dy), seed=int(seed))
+            out[(float(dx), float(dy), int(seed))] = profile_config(profile, values)
+    return out
+
+
+def completed_tables(configs: dict, root=None) -> dict:
+    """{key: metrics table} of finished runs; raises StoreError naming the first missing run."""
+    from .evaluate import load_metrics
+    from .pipeline import completed_run
+
+    return {key: load_metrics(completed_run(config, root)) for key, config in configs.items()}
+
+
+def group_by_pair(tables_by_key: dict) -> dict[tuple, list]:
+    """{(dx, dy, seed): table} -> {(dx, dy): [tables in seed order]} for `figures.imbalanced_curves`."""
+    out: dict[tuple, list] = {}
+    for (dx, dy, seed) in sorted(tables_by_key):
+        out.setdefault((dx, dy), []).append(tables_by_key[(dx, dy, seed)])
+    return out
+
+
+def coupling_table(tables_by_key: dict) -> pd.DataFrame:
+    """`coupling` of every (dx, dy, seed) run in one long table."""
+    parts = []
+    for (dx, dy, seed), table in tables_by_key.items():
+        c = coupling(table)
+        c.insert(0, "seed", seed)
+        c.insert(0, "dy", dy)
+        c.insert(0, "dx", dx)
+        parts.append(c)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def phase_boundaries(tables_by_increment: dict) -> pd.DataFrame:
+    """Fig. 4 in numbers: per increment, the first step of phase B and of phase C, the final
+    accuracy and mean UMAP R²."""
+    rows = []
+    for inc in sorted(tables_by_increment):
+        t = tables_by_increment[inc]
+        tr = metrics.phase_transitions(t)
+        last = t.iloc[-1]
+        rows.append({"increment": inc, "step_A_to_B": tr["step_B"], "step_B_to_C": tr["step_C"],
+                     "final_accuracy": float(last["accuracy"]),
+                     "final_mean_r2": float(np.nanmean([last["r2_x"], last["r2_y"]]))})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# the reconstructed choices (PAPER.md: "ours to decide"), read from the config and constants
+# ---------------------------------------------------------------------------------------------
+
+def reconstructed_choices(config: RunConfig) -> pd.DataFrame:
+    """Every choice the paper does not state, with the knob that changes it and its value here."""
+    from .config import resolve_tap
+
+    tap = resolve_tap(config.tap_layer, len(config.channel_mults))
+    m = metrics
+    rows = [
+        ("Image size", "image_size", config.image_size,
+         "The paper uses 32×32. The CPU profiles use 16×16 so the phases appear within minutes; "
+         "the cpu32 and paper profiles use 32."),
+        ("Bump polarity and scale", "(data.render_bumps)", "bright bump exp(−r²/2σ²), [0,1] → [−1,1]",
+         "A bright Gaussian on a dark background, scaled like natural images are for DDPMs."),
+        ("Centre grid", "increment_x, increment_y", f"{config.increment_x:g}, {config.increment_y:g}",
+         "Centres {0, d, 2d, …, N − d} in x and y independently, the construction of the follow-up paper."),
+        ("Conditioning", "(model.ConditionalUNet.condition)",
+         "sinusoidal(t) ⊕ sinusoidal(x) ⊕ sinusoidal(y) → MLP → FiLM in every ResBlock",
+         "The follow-up paper concatenates sinusoidal encodings of t, x and y and feeds them to every "
+         "block; here that vector sets a per-channel scale and shift (FiLM) in each ResBlock."),
+        ("Coordinate input channels", "coord_channels", config.coord_channels,
+         "Off, as in the paper. CoordConv (two extra channels holding x and y) shortens phase B but "
+         "does not remove it."),
+        ("UNet width and depth", "base_channels, channel_mults, blocks_per_level, attention_levels",
+         f"{config.base_channels}, {list(config.channel_mults)}, {config.blocks_per_level}, {list(config.attention_levels)}",
+         "Small on CPU; the paper profile is the ≈23 M-parameter width."),
+        ("Which block is “layer 4”", "tap_layer", f"{config.tap_layer} = {tap}",
+         "The 4th block in forward order (stem, down1, down2, down3, …): with three levels the output of "
+         "the last encoder block before the bottleneck. Every block is recorded, see the per-layer R² profile."),
+        ("How a latent vector is read", "(evaluate: trajectory mean)", f"mean over all {config.eval_sampler_steps} "
+         f"{config.eval_sampler.upper()} steps of the same pass that draws the sample",
+         "Representation and behaviour then come from one pass; no timestep is singled out."),
+        ("Evaluation sampler", "eval_sampler, eval_sampler_steps", f"{config.eval_sampler}, {config.eval_sampler_steps}",
+         "Deterministic DDIM is ~20× cheaper than 1000-step ancestral DDPM (the reference)."),
+        ("Evaluation labels", "eval_labels, eval_seed", f"{config.eval_labels}, {config.eval_seed}",
+         "One sample per label, drawn from the training centres, the same labels and noise at every checkpoint."),
+        ("Bump detection", "metrics.BUMP_THRESHOLD, MIN_BUMP_AREA",
+         f"> {m.BUMP_THRESHOLD} of full height, ≥ {m.MIN_BUMP_AREA} px, 8-connected",
+         "A bump is a bright connected region; its centre is the intensity-weighted centroid around its peak."),
+        ("Accuracy rule", "metrics.TOLERANCE_PX", f"exactly one bump, |x̂ − x| ≤ {m.TOLERANCE_PX:g} and |ŷ − y| ≤ {m.TOLERANCE_PX:g} px",
+         "accuracy_x / accuracy_y apply the same rule to one coordinate."),
+        ("R² (the paper's measure)", "(metrics.r2_in_sample)", "linear regression from the 3D UMAP to x (y), in-sample",
+         "As the paper describes it."),
+        ("R² control", "(metrics.r2_cross_validated)", "5-fold CV ridge from the raw activations",
+         "Does not depend on UMAP; an ordered 3D UMAP without it would be suspicious."),
+        ("UMAP", "umap_neighbors, umap_min_dist", f"{config.umap_neighbors}, {config.umap_min_dist:g}",
+         "3 components, fixed random_state = eval_seed, so embeddings repeat exactly."),
+        ("Phase labels", "metrics.PHASE_SINGLE_BUMP, PHASE_ACCURATE",
+         f"A if < {m.PHASE_SINGLE_BUMP:.0%} single bumps; else C if accuracy ≥ {m.PHASE_ACCURATE:.0%}; else B",
+         "The paper labels phases by eye; this rule reads the generation behaviour it describes."),
+        ("Optimiser", "lr, lr_final_ratio, weight_decay, batch_size, ema_decay",
+         f"AdamW, lr {config.lr:g} → {config.lr * config.lr_final_ratio:g} (cosine), weight decay "
+         f"{config.weight_decay:g}, batch {config.batch_size}, EMA {config.ema_decay:g}",
+         "The paper names none of these. A constant lr left accuracy wobbling at 32×32; a decay settles it."),
+        ("Checkpoints", "checkpoint_dense_every, checkpoint_dense_until, checkpoint_log_count",
+         f"every {config.checkpoint_dense_every} to {config.checkpoint_dense_until}, then {config.checkpoint_log_count} log-spaced",
+         "Dense early, where the phases happen."),
+    ]
+    return pd.DataFrame(rows, columns=["choice", "config field / constant", "value in this run", "why"])

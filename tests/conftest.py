@@ -1,0 +1,73 @@
+"""Shared fixtures. Runs go to temporary data roots: tests never touch ./data."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One finished `tiny` run (trained and evaluated once per test session, ~20-40 s on 1 thread)."""
+    from bumpdiff_core.config import profile_config
+    from bumpdiff_core.pipeline import ensure_run
+
+    root = tmp_path_factory.mktemp("tiny_run_data")
+    # UMAP's numba cache would otherwise land under ./data
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "numba_cache"))
+    return ensure_run(profile_config("tiny"), threads=1, progress=False, root=root)
+
+
+# --- engineer D: the CLI's own tiny run, and a data root that is never ./data ---------------------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_data_root(tmp_path_factory):
+    """Any test that forgets to pick a data root writes to a temporary one, never to ./data."""
+    if "BUMPDIFF_DATA" not in os.environ:
+        os.environ["BUMPDIFF_DATA"] = str(tmp_path_factory.mktemp("default_data_root"))
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "numba_cache"))
+
+
+def bumpdiff_command() -> list[str]:
+    """The installed `bumpdiff` console script when present (what a user runs), else `-m`."""
+    script = Path(sys.executable).with_name("bumpdiff")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bumpdiff_core"]
+
+
+def run_bumpdiff(args, data_root, timeout=300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, BUMPDIFF_DATA=str(data_root))
+    env.pop("BUMPDIFF_FAULT", None)
+    return subprocess.run(bumpdiff_command() + [str(a) for a in args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+class CliRun:
+    """A `bumpdiff train tiny` done by the real command line, with what it printed and its time."""
+
+    def __init__(self, data_root: Path, result: subprocess.CompletedProcess, seconds: float):
+        self.data_root, self.result, self.seconds = data_root, result, seconds
+        lines = result.stdout.strip().splitlines()
+        self.run_dir = Path(lines[-1]) if lines else None
+
+
+@pytest.fixture(scope="session")
+def cli_tiny_run(tmp_path_factory) -> CliRun:
+    """`bumpdiff train tiny --threads 1 --quiet` in a fresh data root, timed (train + evaluate)."""
+    root = tmp_path_factory.mktemp("cli_tiny_data")
+    started = time.perf_counter()
+    result = run_bumpdiff(["train", "tiny", "--threads", "1", "--quiet"], root)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    return CliRun(root, result, seconds)
+
+
+@pytest.fixture(scope="session")
+def bumpdiff_cli():
+    """`bumpdiff_cli(args, data_root)` runs the command line in a subprocess."""
+    return run_bumpdiff

@@ -1,0 +1,81 @@
+"""Cross-run numbers on hand-made tables whose answers are known."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bumpdiff_core import analysis
+
+
+def _table(steps, **cols):
+    n = len(steps)
+    base = {c: np.zeros(n) for c in ["loss", "accuracy", "accuracy_x", "accuracy_y", "frac_0", "frac_1",
+                                     "frac_multi", "r2_x", "r2_y", "r2_x_raw", "r2_y_raw"]}
+    base.update({k: np.asarray(v, dtype=float) for k, v in cols.items() if k != "phase"})
+    t = pd.DataFrame({"step": steps, **base})
+    t["phase"] = cols.get("phase", ["A"] * n)
+    return t
+
+
+def test_crossing_step():
+    t = _table([0, 100, 200, 300], accuracy=[0.0, 0.4, 0.5, 0.9])
+    assert analysis.crossing_step(t, "accuracy", 0.5) == 200
+    assert analysis.crossing_step(t, "accuracy", 0.9) == 300
+    assert math.isnan(analysis.crossing_step(t, "accuracy", 0.95))
+    assert analysis.crossing_step(t, t["accuracy"] * 2, 0.9) == 200
+
+
+def test_coupling_gaps():
+    t = _table([0, 100, 200, 300, 400], accuracy_x=[0, 0.6, 0.95, 1, 1], accuracy_y=[0, 0, 0.6, 0.7, 0.92],
+               r2_x=[0, 0.5, 0.9, 1, 1], r2_y=[0, 0.5, 0.9, 1, 1])
+    c = analysis.coupling(t).set_index(["metric", "level"])
+    assert c.loc[("accuracy", 0.5), "gap_y_minus_x"] == 100
+    assert c.loc[("accuracy", 0.9), "gap_y_minus_x"] == 200
+    assert c.loc[("r2 (UMAP)", 0.9), "gap_y_minus_x"] == 0
+    assert math.isnan(c.loc[("r2 (raw)", 0.5), "gap_y_minus_x"])
+
+
+def test_transition_summary_mean_sd_and_order():
+    a = _table([0, 100, 200, 300], phase=["A", "B", "C", "C"], accuracy=[0, 0.1, 0.6, 0.9],
+               r2_x_raw=[0, 0.95, 0.95, 0.95], r2_y_raw=[0, 0.9, 0.95, 0.95])
+    b = _table([0, 100, 200, 300], phase=["A", "A", "B", "C"], accuracy=[0, 0, 0.2, 0.6],
+               r2_x_raw=[0, 0.5, 0.5, 0.95], r2_y_raw=[0, 0.5, 0.5, 0.95])
+    s = analysis.transition_summary({0: a, 1: b})
+    assert list(s.per_seed["step_A_to_B"]) == [100, 200]
+    assert list(s.per_seed["step_B_to_C"]) == [200, 300]
+    assert list(s.per_seed["representation_first"]) == [True, False]   # b: R² and accuracy at the same step
+    assert s.mean["step_A_to_B"] == 150 and s.sd["step_A_to_B"] == pytest.approx(70.71, abs=0.01)
+    assert s.text("step_B_to_C") == "250 ± 71 (n = 2)"
+    assert not s.representation_first_all
+
+
+def test_run_configs_for_sweeps():
+    incs = analysis.runs_for_increments("tiny", [0.5, 1.0], {"steps": 40})
+    assert list(incs) == [0.5, 1.0]
+    assert all(c.increment_x == c.increment_y == k and c.steps == 40 for k, c in incs.items())
+    pairs = analysis.runs_for_pairs("tiny", [[0.5, 1.0]], seeds=[0, 1])
+    assert set(pairs) == {(0.5, 1.0, 0), (0.5, 1.0, 1)}
+    assert pairs[(0.5, 1.0, 1)].seed == 1 and pairs[(0.5, 1.0, 1)].increment_y == 1.0
+    assert len({c.run_id for c in pairs.values()}) == 2
+
+
+def test_reconstructed_choices_read_the_config():
+    from bumpdiff_core.config import profile_config
+
+    table = analysis.reconstructed_choices(profile_config("quick", {"tap_layer": "layer2"}))
+    tap = table.set_index("choice").loc["Which block is “layer 4”"]
+    assert tap["config field / constant"] == "tap_layer" and tap["value in this run"] == "layer2 = down1"
+    assert table["why"].str.len().min() > 20
+
+
+def test_phase_profile_groups_checkpoints_by_phase():
+    t = _table([0, 100, 200, 300], phase=["A", "B", "B", "C"], frac_1=[0.2, 0.8, 0.9, 1.0],
+               accuracy=[0, 0.1, 0.3, 0.95])
+    p = analysis.phase_profile(t)
+    assert list(p.index) == ["A", "B", "C"]
+    assert list(p["checkpoints"]) == [1, 2, 1]
+    assert p.loc["B", "first_step"] == 100 and p.loc["B", "last_step"] == 200
+    assert p.loc["B", "frac_1"] == pytest.approx(0.85) and p.loc["B", "accuracy"] == pytest.approx(0.2)
