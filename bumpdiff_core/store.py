@@ -311,10 +311,19 @@ class Run:
         return problems
 
     def remove_stale_temps(self) -> list[Path]:
-        """Delete temporary files left by writers that were killed; call only under `lock()`."""
-        stale = [p for p in self.path.rglob(".*.tmp") if p.is_file() and TEMP_FILE.match(p.name)]
-        for p in stale:
-            p.unlink(missing_ok=True)
+        """Delete temporary files left by writers that were killed; call only under `lock()`.
+
+        config.json is the one file written without the lock (by `Run.create`, possibly by a
+        process starting right now), so its temporaries go only once they are an hour old."""
+        stale = []
+        for p in self.path.rglob(".*.tmp"):
+            if not (p.is_file() and TEMP_FILE.match(p.name)):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if p.name.startswith(".config.json.") and time.time() - p.stat().st_mtime < 3600:
+                    continue
+                p.unlink()
+                stale.append(p)
         return stale
 
     # -- typed helpers -------------------------------------------------------------------------------
