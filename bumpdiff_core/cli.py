@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, parse_override, profile_config
+from .config import ConfigError, config_from_overrides
 from .store import StoreError
 
 EXIT_BAD_INPUT = 2
@@ -59,8 +59,7 @@ def _check_threads(args):
 
 
 def cmd_train(args) -> int:
-    overrides = dict(parse_override(o) for o in args.overrides)
-    config = profile_config(args.profile, overrides)  # validates before anything is written
+    config = config_from_overrides(args.profile, args.overrides)  # validates before anything is written
     _check_threads(args)
     from .pipeline import ensure_run  # imports torch: only once the input is known to be good
 

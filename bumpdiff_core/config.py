@@ -240,8 +240,41 @@ def profile_config(name: str, overrides: dict | None = None) -> RunConfig:
     return RunConfig.from_dict(values)
 
 
-def parse_override(text: str) -> tuple[str, object]:
-    """Parse one `field=value` from the command line; the value is typed by the field."""
+def allowed_range(name: str, base: RunConfig) -> str | None:
+    """What validation allows for the numeric field `name`, the other fields as in `base`
+    (e.g. '> 0 and <= 4.0'). Read from `validate` itself, with a value below every lower bound,
+    so the two never disagree."""
+    kind = _FIELD_TYPES.get(name)
+    if kind not in (int, float):
+        return None
+    try:
+        base.replace(**{name: kind(-1_000_000_000)})
+    except ConfigError as e:
+        if e.field_name == name:
+            text = str(e).split(": ", 1)[1].rsplit("; got", 1)[0]
+            return text.removeprefix("must be ")
+    return None
+
+
+def config_from_overrides(profile: str, override_texts) -> RunConfig:
+    """A profile plus command-line `field=value` texts -> a validated config. A value that is not
+    even of the field's type is reported with the field's allowed range, given the other values."""
+    parsed, unparsable = {}, None
+    for text in override_texts:
+        try:
+            name, value = parse_override(text)
+            parsed[name] = value
+        except ConfigError:
+            unparsable = unparsable or text
+    config = profile_config(profile, parsed)
+    if unparsable is not None:
+        parse_override(unparsable, base=config)  # raises, now naming the range
+    return config
+
+
+def parse_override(text: str, base: RunConfig | None = None) -> tuple[str, object]:
+    """Parse one `field=value` from the command line; the value is typed by the field. With
+    `base`, a type error also states the field's allowed range."""
     if "=" not in text:
         raise ConfigError(text, "expected field=value")
     name, raw = text.split("=", 1)
@@ -269,6 +302,8 @@ def parse_override(text: str) -> tuple[str, object]:
     except ValueError:
         want = {bool: "true or false", int: "an integer", float: "a finite number",
                 tuple: "a comma-separated list of integers"}[kind]
+        allowed = allowed_range(name, base) if base is not None else None
+        want = f"{want}, {allowed}" if allowed else want
         raise ConfigError(name, f"must be {want}; got {raw!r}") from None
 
 
