@@ -97,3 +97,15 @@ def test_layer_names_and_layer4():
     assert resolve_tap("layer4", 3) == "down3"
     with pytest.raises(ConfigError):
         resolve_tap("layer0", 3)
+
+
+def test_command_line_overrides_report_a_wrong_type_with_the_allowed_range():
+    from bumpdiff_core.config import allowed_range, config_from_overrides
+
+    assert config_from_overrides("tiny", ["steps=5", "sigma=0.5"]) == profile_config("tiny", dict(steps=5, sigma=0.5))
+    # the range follows the other overrides: sigma <= N / 2 with N = 16
+    with pytest.raises(ConfigError) as err:
+        config_from_overrides("tiny", ["image_size=16", "sigma=wide"])
+    assert str(err.value) == "sigma: must be a finite number, > 0 and <= 8.0; got 'wide'"
+    assert allowed_range("steps", profile_config("tiny")) == ">= 1 and <= 10000000"
+    assert allowed_range("tap_layer", profile_config("tiny")) is None  # not numeric
