@@ -233,8 +233,10 @@ PROFILES: dict[str, dict] = {
 
 
 def profile_config(name: str, overrides: dict | None = None) -> RunConfig:
-    if name not in PROFILES:
+    if not isinstance(name, str) or name not in PROFILES:
         raise ConfigError("profile", f"must be one of {', '.join(PROFILES)}; got {name!r}")
+    if overrides is not None and not isinstance(overrides, dict):  # e.g. a notebook parameter
+        raise ConfigError("overrides", f"must be a dict of RunConfig fields; got {overrides!r}")
     values = dict(PROFILES[name])
     values.update(overrides or {})
     return RunConfig.from_dict(values)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .evaluate import evaluate_run
 from .store import Run
 from .train import Trainer
@@ -18,6 +18,8 @@ def ensure_run(config: RunConfig, device=None, threads: int | None = None, progr
     their path, removed, and recomputed (checkpoints and train states by retraining from the
     newest intact state before them; training is deterministic, so they come back identical).
     """
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ConfigError("threads", f"must be a whole number >= 1; got {threads!r}")
     run = Run.create(config, root)
     if run.is_complete and not run.verify():
         return run
