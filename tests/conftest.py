@@ -81,3 +81,35 @@ def cli_tiny_run(tmp_path_factory) -> CliRun:
 def bumpdiff_cli():
     """`bumpdiff_cli(args, data_root)` runs the command line in a subprocess."""
     return run_bumpdiff
+
+
+# --- engineer B: the book built once per session from the `book-tiny` sweep ----------------------
+
+class TinyBook:
+    """A copy of book/ with the `book-tiny` sweep executed into it and built strictly."""
+
+    def __init__(self, book: Path, data_root: Path, sweep_seconds: float, build_seconds: float):
+        self.book, self.data_root = book, data_root
+        self.html = book / "_build" / "html"
+        self.sweep_seconds, self.build_seconds = sweep_seconds, build_seconds
+
+
+@pytest.fixture(scope="session")
+def tiny_book(tmp_path_factory) -> TinyBook:
+    """`bumpdiff sweep book-tiny` (local Dask, 2 workers) then `jupyter-book build -W -n --keep-going`."""
+    import shutil
+
+    base = tmp_path_factory.mktemp("tiny_book")
+    book, data = base / "book", base / "data"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "book", book,
+                    ignore=shutil.ignore_patterns("_build", "generated", "_toc.yml"))
+    started = time.perf_counter()
+    sweep = run_bumpdiff(["sweep", "book-tiny", "--workers", "2", "--out", book], data, timeout=900)
+    sweep_seconds = time.perf_counter() - started
+    assert sweep.returncode == 0, f"sweep failed:\n{sweep.stdout}\n{sweep.stderr[-3000:]}"
+    started = time.perf_counter()
+    build = subprocess.run([str(Path(sys.executable).with_name("jupyter-book")), "build", str(book),
+                            "-W", "-n", "--keep-going"], capture_output=True, text=True, timeout=600)
+    build_seconds = time.perf_counter() - started
+    assert build.returncode == 0, f"book build failed:\n{build.stdout[-5000:]}\n{build.stderr[-5000:]}"
+    return TinyBook(book, data, sweep_seconds, build_seconds)

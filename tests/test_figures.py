@@ -21,7 +21,9 @@ def test_use_book_renderer_is_explicit():
     import plotly.io as pio
 
     figures.use_book_renderer()
-    assert pio.renderers.default == "notebook"
+    assert pio.renderers.default == "plotly_mimetype+bumpdiff_book"
+    html = pio.renderers["bumpdiff_book"].to_mimebundle({"data": [{"type": "scatter", "y": [1, 2]}]})["text/html"]
+    assert "plotly-graph-div" in html and "<script src" not in html  # plotly.js comes from the site
 
 
 def test_sample_grid_shows_samples_with_dots_at_labels(tiny_run):

@@ -1,0 +1,260 @@
+"""Sweeps: definitions, the derived table of contents, and one small sweep executed three ways
+(in-process, a local Dask cluster of two worker processes, and `--scheduler` against a
+`dask scheduler` + `dask worker` started here) giving the same runs with the same metrics, with one
+deliberately broken run reported by its notebook while the others finish."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bumpdiff_core.config import ConfigError, profile_config
+from bumpdiff_core.sweep import SWEEPS, Sweep, run_sweep, toc_yaml
+
+BIN = Path(sys.executable).parent
+
+# two real runs (3 checkpoints each) and a third whose run folder is damaged before the sweep
+SMALL = dict(steps=20, checkpoint_dense_every=10, checkpoint_dense_until=20)
+TEST_SWEEP = Sweep("test-tiny", "tiny", overrides=SMALL, seeds=(0,), increments=(0.5, 2.0))
+GOOD_IDS = {profile_config("tiny", SMALL).run_id,
+            profile_config("tiny", {**SMALL, "increment_x": 0.5, "increment_y": 0.5}).run_id}
+BROKEN_ID = profile_config("tiny", {**SMALL, "increment_x": 2.0, "increment_y": 2.0}).run_id
+
+
+# ---------------------------------------------------------------------------------------------
+# definitions (no execution)
+# ---------------------------------------------------------------------------------------------
+
+def test_book_quick_expands_to_distinct_runs_and_pages():
+    sweep = SWEEPS["book-quick"]
+    runs = sweep.runs()
+    ids = [r.run_id for r in runs]
+    assert len(ids) == len(set(ids))
+    # main run + 6 increments + 2 pairs, where increment 1.0 *is* the main run
+    assert len(runs) == 8
+    main = profile_config("quick")
+    assert ids[0] == main.run_id and runs[0].overrides_dict == {}
+    incs = {(r.config.increment_x, r.config.increment_y) for r in runs}
+    assert {(i, i) for i in (0.1, 0.2, 0.25, 0.5, 0.75, 1.0)} | {(0.1, 1.0), (0.1, 0.5)} == incs
+    pages = {p.name: p for p in sweep.page_specs()}
+    assert list(pages) == ["data", "phases", "phase_diagram", "imbalanced", "appendix"]
+    assert pages["phase_diagram"].parameters == {"profile": "quick", "overrides": {},
+                                                 "increments": [0.1, 0.2, 0.25, 0.5, 0.75, 1.0]}
+    assert pages["imbalanced"].parameters["pairs"] == [[0.1, 1.0], [0.1, 0.5]]
+    assert pages["imbalanced"].parameters["seeds"] == [0]
+    assert pages["data"].parameters == {"profile": "quick"}
+    assert {s.run_id for s in pages["phases"].needs} == {main.run_id}
+    # every run a page reads is one the sweep trains
+    assert {s.run_id for p in pages.values() for s in p.needs} <= set(ids)
+
+
+def test_tiny_and_seed_sweeps():
+    tiny = SWEEPS["book-tiny"]
+    assert len(tiny.runs()) == 3 and all(r.profile == "tiny" for r in tiny.runs())
+    seeds = SWEEPS["seeds-quick"]
+    assert [r.config.seed for r in seeds.runs()] == [0, 1, 2]
+    assert seeds.page_specs() == [] and not seeds.book
+    # equal configs give equal specs, however they were written
+    assert Sweep("x", "quick", overrides={"seed": 0}).runs() == Sweep("x", "quick").runs()
+
+
+def test_bad_definitions_fail_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="sweep"):
+        run_sweep("no-such-sweep", serial=True, out=tmp_path)
+    with pytest.raises(ConfigError, match="increment_x"):
+        Sweep("bad", "tiny", increments=(9.0,)).runs()
+    r = subprocess.run([BIN / "bumpdiff", "sweep", "no-such-sweep", "--out", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "sweep" in r.stderr and not (tmp_path / "generated").exists()
+
+
+def test_toc_is_derived_from_the_sweep():
+    sweep = SWEEPS["book-tiny"]
+    toc = yaml.safe_load(toc_yaml(sweep))
+    assert toc["format"] == "jb-book" and toc["root"] == "intro"
+    entries = [(part["caption"], c["file"], c.get("title")) for part in toc["parts"] for c in part["chapters"]]
+    titles = [t for _, _, t in entries]
+    assert titles[:5] == ["Data", "The three phases", "Phase diagram", "Imbalanced data", "Appendix"]
+    assert entries[5][1] == "reproduce"
+    runs = [f for cap, f, _ in entries if cap == "Runs"]
+    assert runs == [f"generated/runs/{r.run_id}" for r in sweep.runs()]
+
+
+# ---------------------------------------------------------------------------------------------
+# one sweep, three ways
+# ---------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _break_run(data: Path) -> None:
+    """A damaged run folder: its config.json does not parse as a config, so ensure_run raises."""
+    folder = data / "runs" / BROKEN_ID
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"not": "a config"}\n')
+
+
+def _sweep_one_way(tmp: Path, name: str, **how) -> dict:
+    data, out = tmp / name / "data", tmp / name / "out"
+    _break_run(data)
+    stdout = io.StringIO()
+    started = time.time()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+        mp.setenv("BUMPDIFF_DATA", str(data))
+        code = run_sweep(TEST_SWEEP, out=out, progress=False, **how)
+    return {"code": code, "data": data, "out": out, "stdout": stdout.getvalue(),
+            "seconds": time.time() - started,
+            "timings": json.loads((out / "generated" / "timings.json").read_text())}
+
+
+def _finished(way: dict) -> dict:
+    runs = way["data"] / "runs"
+    return {p.name: (p / "metrics.csv").read_bytes() for p in runs.iterdir() if (p / "COMPLETE").exists()}
+
+
+@pytest.fixture(scope="module")
+def dask_pair(tmp_path_factory):
+    """`dask scheduler` + `dask worker` (two single-threaded processes) on 127.0.0.1."""
+    from distributed import Client
+
+    tmp = tmp_path_factory.mktemp("dask_pair")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    # the workers' own BUMPDIFF_DATA is a decoy: each task must carry the sweep's data root
+    env = dict(os.environ, BUMPDIFF_DATA=str(tmp / "decoy"))
+    procs = [subprocess.Popen([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], env=env, cwd=tmp, stdout=subprocess.DEVNULL,
+                              stderr=open(tmp / "scheduler.log", "w"))]
+    try:
+        procs.append(subprocess.Popen([BIN / "dask", "worker", address, "--nworkers", "2", "--nthreads", "1",
+                                       "--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(tmp)],
+                                      env=env, cwd=tmp, stdout=subprocess.DEVNULL,
+                                      stderr=open(tmp / "worker.log", "w")))
+        deadline = time.time() + 60
+        while True:  # the scheduler needs a moment before it accepts connections
+            try:
+                with Client(address, timeout=5) as client:
+                    client.wait_for_workers(2, timeout=60)
+                break
+            except (OSError, TimeoutError):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield {"address": address, "decoy": tmp / "decoy"}
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture(scope="module")
+def three_ways(tmp_path_factory, dask_pair):
+    tmp = tmp_path_factory.mktemp("three_ways")
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "numba_cache"))
+    return {
+        "serial": _sweep_one_way(tmp, "serial", serial=True),
+        "local dask": _sweep_one_way(tmp, "local", workers=2),
+        "scheduler": _sweep_one_way(tmp, "scheduler", scheduler=dask_pair["address"]),
+    }
+
+
+def test_same_runs_and_same_metrics_each_way(three_ways):
+    reference = _finished(three_ways["serial"])
+    assert set(reference) == GOOD_IDS
+    for name, way in three_ways.items():
+        finished = _finished(way)
+        assert set(finished) == GOOD_IDS, name
+        for run_id in GOOD_IDS:
+            assert finished[run_id] == reference[run_id], f"{name}: metrics.csv of {run_id} differs"
+        for run_id in GOOD_IDS:  # executed notebooks, named by run id, next to each other
+            nb = json.loads((way["out"] / "generated" / "runs" / f"{run_id}.ipynb").read_text())
+            assert nb["metadata"]["papermill"]["parameters"]["profile"] == "tiny"
+            assert not nb["metadata"]["papermill"]["exception"]
+
+
+def test_a_failed_run_is_reported_with_its_notebook_and_loses_nothing(three_ways):
+    for name, way in three_ways.items():
+        assert way["code"] == 1, name
+        notebook = way["out"] / "generated" / "runs" / f"{BROKEN_ID}.ipynb"
+        assert f"FAILED: run {BROKEN_ID}" in way["stdout"], name
+        assert f"notebook: {notebook}" in way["stdout"], name
+        assert "CorruptFileError" in way["stdout"], name
+        executed = json.loads(notebook.read_text())  # the executed copy shows the error
+        assert executed["metadata"]["papermill"]["exception"] is True
+        records = {r["name"]: r for r in way["timings"]["notebooks"]}
+        assert records[BROKEN_ID]["status"] == "failed"
+        assert all(records[i]["status"] == "ok" for i in GOOD_IDS), name
+        assert way["timings"]["train_stage_seconds"] > 0 and "analysis_stage_seconds" in way["timings"]
+
+
+def test_remote_workers_use_the_sweeps_data_root(three_ways, dask_pair):
+    assert not dask_pair["decoy"].exists()
+    assert "2 workers" in three_ways["local dask"]["timings"]["executor"]
+    assert three_ways["scheduler"]["timings"]["executor"] == dask_pair["address"]
+
+
+def test_rerun_reuses_finished_notebooks_and_retries_the_failed_one(three_ways):
+    way = three_ways["serial"]
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+        mp.setenv("BUMPDIFF_DATA", str(way["data"]))
+        code = run_sweep(TEST_SWEEP, serial=True, out=way["out"], progress=False)
+    records = {r["name"]: r for r in json.loads((way["out"] / "generated" / "timings.json").read_text())["notebooks"]}
+    assert code == 1
+    assert all(records[i]["status"] == "reused" for i in GOOD_IDS)
+    assert records[BROKEN_ID]["status"] == "failed"
+
+
+def test_an_executed_notebook_is_reused_only_while_it_is_current(tmp_path):
+    import nbformat
+
+    from bumpdiff_core.sweep import NotebookTask, is_fresh
+
+    source, output, marker = tmp_path / "src.ipynb", tmp_path / "out.ipynb", tmp_path / "COMPLETE"
+    nbformat.write(nbformat.v4.new_notebook(), source)
+    marker.write_text("{}")
+    params = {"profile": "tiny", "overrides": {}, "threads": 1}
+
+    def executed(parameters=params, exception=None, end_time="2026-01-01T00:00:00"):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["papermill"] = {"parameters": parameters, "exception": exception, "end_time": end_time}
+        nbformat.write(nb, output)
+        later = time.time() + 5  # newer than the source, the marker and the library
+        os.utime(output, (later, later))
+
+    task = NotebookTask("run", "x", str(source), str(output), params, str(tmp_path), str(tmp_path), [str(marker)])
+    executed()
+    assert is_fresh(task)
+    executed(parameters={**params, "profile": "quick"})
+    assert not is_fresh(task)                     # other parameters
+    executed(exception=True)
+    assert not is_fresh(task)                     # it failed
+    executed(end_time=None)
+    assert not is_fresh(task)                     # it never finished
+    executed()
+    later = time.time() + 10
+    os.utime(source, (later, later))
+    assert not is_fresh(task)                     # the source notebook changed since
+    executed()
+    os.utime(marker, (later + 10, later + 10))
+    assert not is_fresh(task)                     # the run was recomputed since
+    executed()
+    marker.unlink()
+    assert not is_fresh(task)                     # the run is gone
