@@ -55,7 +55,7 @@ class RunConfig:
     eval_labels: int = 100           # samples per checkpoint, one per label
     eval_seed: int = 1234            # fixes the label set and the sampling noise
     eval_sampler: str = "ddim"       # "ddim" (deterministic, strided) or "ddpm" (ancestral)
-    eval_sampler_steps: int = 50
+    eval_sampler_steps: int = 20     # DDIM-20: benchmarks/eval_cost.py compares it with DDPM-1000
     umap_neighbors: int = 15
     umap_min_dist: float = 0.1
     schema_version: int = SCHEMA_VERSION
