@@ -244,11 +244,16 @@ def _hide_default_parameters(path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
+def _record(task: NotebookTask, status: str, error: str | None = None) -> dict:
+    """What one task reports: status is ok, reused, failed or skipped."""
+    return {"kind": task.kind, "name": task.name, "run_id": task.name if task.kind == "run" else None,
+            "notebook": task.output, "status": status, "seconds": 0.0, "error": error}
+
+
 def execute_notebook_task(task: NotebookTask) -> dict:
     """Execute one notebook with papermill in a subprocess; never raises, returns a record."""
     started = time.time()
-    record = {"kind": task.kind, "name": task.name, "notebook": task.output, "status": "ok",
-              "seconds": 0.0, "error": None}
+    record = _record(task, "ok")
     output = Path(task.output)
     try:
         if is_fresh(task):
@@ -321,8 +326,7 @@ class _DaskExecutor:
             try:
                 yield fut.result()
             except Exception as e:  # the worker died (killed, out of memory): report, go on
-                yield {"kind": task.kind, "name": task.name, "notebook": task.output, "status": "failed",
-                       "seconds": 0.0, "error": f"{type(e).__name__}: {e}"}
+                yield _record(task, "failed", f"{type(e).__name__}: {e}")
 
     def close(self):
         self.client.close()
@@ -402,28 +406,29 @@ def run_sweep(name, scheduler: str | None = None, workers: int | None = None, se
                disable=not progress, file=sys.stderr)
     started = time.time()
     executor = _SerialExecutor() if serial else _DaskExecutor(scheduler, workers)
+    timings["startup_seconds"] = round(time.time() - started, 2)
+
+    def execute(stage: str, tasks: list) -> None:
+        stage_start = time.time()
+        for record in executor.map(tasks):
+            records.append(record)
+            bar.update(1)
+            bad = sum(r["status"] in ("failed", "skipped") for r in records)
+            bar.set_postfix_str(f"{stage} stage" + (f", {bad} failed" if bad else ""))
+        timings[f"{stage}_stage_seconds"] = round(time.time() - stage_start, 2)
+
     try:
-        timings["startup_seconds"] = round(time.time() - started, 2)
-        for stage, tasks in (("train", run_tasks), ("analysis", None)):
-            stage_start = time.time()
-            if tasks is None:  # stage 2: only pages whose runs all finished
-                finished = {r["name"] for r in records if r["kind"] == "run" and r["status"] != "failed"}
-                tasks = []
-                for task, needs in page_tasks:
-                    missing = sorted(needs - finished)
-                    if missing:
-                        records.append({"kind": "page", "name": task.name, "notebook": task.output,
-                                        "status": "skipped", "seconds": 0.0,
-                                        "error": f"needs runs that failed: {', '.join(missing)}"})
-                        bar.update(1)
-                    else:
-                        tasks.append(task)
-            for record in executor.map(tasks):
-                records.append(record)
+        execute("train", run_tasks)
+        finished = {r["run_id"] for r in records if r["kind"] == "run" and r["status"] != "failed"}
+        pages = []
+        for task, needs in page_tasks:  # a page whose runs failed is reported, not executed
+            missing = sorted(needs - finished)
+            if missing:
+                records.append(_record(task, "skipped", f"needs runs that failed: {', '.join(missing)}"))
                 bar.update(1)
-                bad = sum(r["status"] in ("failed", "skipped") for r in records)
-                bar.set_postfix_str(f"{stage} stage" + (f", {bad} failed" if bad else ""))
-            timings[f"{stage}_stage_seconds"] = round(time.time() - stage_start, 2)
+            else:
+                pages.append(task)
+        execute("analysis", pages)
     finally:
         executor.close()
         bar.close()

@@ -154,8 +154,12 @@ def dask_pair(tmp_path_factory):
                 time.sleep(0.5)
         yield {"address": address, "decoy": tmp / "decoy"}
     finally:
+        with contextlib.suppress(Exception):  # the quick way down: the scheduler tells its workers
+            with Client(address, timeout=5) as client:
+                client.shutdown()
         for p in reversed(procs):
-            p.terminate()
+            if p.poll() is None:
+                p.terminate()
         for p in reversed(procs):
             try:
                 p.wait(timeout=20)
@@ -258,3 +262,42 @@ def test_an_executed_notebook_is_reused_only_while_it_is_current(tmp_path):
     executed()
     marker.unlink()
     assert not is_fresh(task)                     # the run is gone
+
+
+def test_pages_whose_runs_failed_are_skipped_and_reported(tmp_path, monkeypatch):
+    """Stand-in notebooks (seconds): the run with increment_x 0.5 fails, so the page reading it is
+    skipped while the page reading the other run executes."""
+    import nbformat
+
+    def notebook(name, parameters, body):
+        nb = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell(parameters)
+        cell.metadata["tags"] = ["parameters"]
+        nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+        nb.metadata["kernelspec"] = {"name": "bumpdiff", "language": "python", "display_name": "bumpdiff"}
+        nbformat.write(nb, tmp_path / "nb" / f"{name}.ipynb")
+
+    (tmp_path / "nb").mkdir()
+    notebook("train_and_evaluate", 'profile = "quick"\noverrides = {}\nthreads = 1',
+             'if overrides.get("increment_x") == 0.5:\n    raise RuntimeError("deliberately broken run")')
+    notebook("phases", 'profile = "quick"\noverrides = {}', "print(profile)")
+    notebook("imbalanced", 'profile = "quick"\npairs = []\nseeds = [0]\noverrides = {}', "print(pairs)")
+    monkeypatch.setenv("BUMPDIFF_DATA", str(tmp_path / "data"))
+    sweep = Sweep("stub", "tiny", pairs=((0.5, 1.0),), pages=("phases", "imbalanced"))
+    out = tmp_path / "out"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = run_sweep(sweep, serial=True, out=out, notebooks=tmp_path / "nb", progress=False)
+    records = {r["name"]: r for r in json.loads((out / "generated" / "timings.json").read_text())["notebooks"]}
+    pair_id = profile_config("tiny", {"increment_x": 0.5}).run_id
+    assert code == 1
+    assert records[profile_config("tiny").run_id]["status"] == "ok"
+    assert records[pair_id]["status"] == "failed" and "deliberately broken run" in records[pair_id]["error"]
+    assert records["phases"]["status"] == "ok" and (out / "generated" / "phases.ipynb").exists()
+    assert records["imbalanced"]["status"] == "skipped" and pair_id in records["imbalanced"]["error"]
+    assert not (out / "generated" / "imbalanced.ipynb").exists()
+    assert f"SKIPPED: page imbalanced: needs runs that failed: {pair_id}" in stdout.getvalue()
+    # the executed page shows the injected parameters, not the notebook's defaults
+    executed = nbformat.read(out / "generated" / "phases.ipynb", as_version=4)
+    tags = [c.metadata.get("tags", []) for c in executed.cells]
+    assert ["parameters", "remove-cell"] in tags and ["injected-parameters"] in tags
