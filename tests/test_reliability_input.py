@@ -216,10 +216,27 @@ def test_real_full_filesystem(tmp_path):
 
 NOTEBOOK_CASES = [
     ("field given text", {"profile": "tiny", "overrides": {"steps": "abc"}}, "steps: must be an integer"),
-    ("unknown field", {"profile": "tiny", "overrides": {"no_such_field": 1}}, "no_such_field: unknown field"),
     ("overrides not a dict", {"profile": "tiny", "overrides": "steps=5"}, "overrides: must be a dict"),
-    ("threads not a number", {"profile": "tiny", "threads": "two"}, "threads: must be a whole number"),
-]
+]  # (each costs a kernel start; the other notebook parameters reach the same checks, tested below)
+
+
+@pytest.mark.parametrize("profile,overrides,threads,says", [
+    ("tiny", {"no_such_field": 1}, 1, "no_such_field: unknown field"),
+    (["tiny"], {}, 1, "profile: must be one of"),
+    ("tiny", [("steps", 5)], 1, "overrides: must be a dict"),
+    ("tiny", {}, "two", "threads: must be a whole number"),
+    ("tiny", {}, 0, "threads: must be a whole number"),
+])
+def test_notebook_parameters_are_checked_before_any_work(profile, overrides, threads, says, store, monkeypatch):
+    """What train_and_evaluate.ipynb does with its parameters, without a kernel."""
+    from bumpdiff_core.config import ConfigError, profile_config
+    from bumpdiff_core.pipeline import ensure_run
+
+    monkeypatch.setenv("BUMPDIFF_DATA", str(store["root"]))
+    before = snapshot(store["root"])
+    with pytest.raises(ConfigError, match=says):
+        ensure_run(profile_config(profile, overrides), threads=threads, progress=False)
+    assert snapshot(store["root"]) == before
 
 
 @pytest.mark.parametrize("parameters,says", [c[1:] for c in NOTEBOOK_CASES], ids=[c[0] for c in NOTEBOOK_CASES])
