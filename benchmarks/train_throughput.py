@@ -37,12 +37,12 @@ def diffusers_model(config, target_params):
     from diffusers import UNet2DModel
 
     best = None
-    for base in range(8, 97, 4):
+    for base in range(8, 97, 8):  # multiples of 8: GroupNorm(8) must divide every width
         chans = tuple(base * m for m in config.channel_mults)
         m = UNet2DModel(sample_size=config.image_size, in_channels=1, out_channels=1,
                         block_out_channels=chans, layers_per_block=config.blocks_per_level,
                         down_block_types=("DownBlock2D",) * len(chans), up_block_types=("UpBlock2D",) * len(chans),
-                        norm_num_groups=min(8, base), class_embed_type="identity")
+                        norm_num_groups=8, class_embed_type="identity")
         gap = abs(parameter_count(m) - target_params)
         if best is None or gap < best[0]:
             best = (gap, m)
