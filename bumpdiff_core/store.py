@@ -57,7 +57,7 @@ def data_root() -> Path:
 
 
 def runs_root(root: Path | None = None) -> Path:
-    return (root or data_root()) / "runs"
+    return (Path(root) if root else data_root()) / "runs"  # accept str paths too
 
 
 # --------------------------------------------------------------------------------------------
