@@ -224,3 +224,131 @@ def reconstructed_choices(config: RunConfig) -> pd.DataFrame:
          "Dense early, where the phases happen."),
     ]
     return pd.DataFrame(rows, columns=["choice", "config field / constant", "value in this run", "why"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the paper's claims, checked against the runs of a sweep (the book's "What reproduced" page)
+# ---------------------------------------------------------------------------------------------
+
+REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED = "reproduced", "partly", "not reproduced", "no claim to test"
+ORDERED_UMAP_R2 = 0.8        # final mean UMAP R² that counts as "an ordered manifold"
+UNSTRUCTURED_UMAP_R2 = 0.5   # mean UMAP R² over phase A below which it counts as "no structure"
+FINAL_ACCURACY = 0.9
+
+
+def _steps_text(value: float) -> str:
+    return "never" if math.isnan(value) else f"{value:.0f}"
+
+
+def _spacing_at(table: pd.DataFrame, step: float) -> float:
+    """Checkpoint spacing just before `step` (the resolution of a crossing measured there)."""
+    steps = table["step"].to_numpy(dtype=float)
+    i = int(np.searchsorted(steps, step))
+    return float(steps[i] - steps[i - 1]) if 0 < i < len(steps) else float(steps[1] - steps[0])
+
+
+def _phase_order(table: pd.DataFrame) -> tuple[str, str]:
+    labels = "".join(table["phase"])
+    rank = [("ABC".index(p)) for p in labels]
+    relapses = sum(1 for a, b in zip(rank, rank[1:]) if b < a)
+    steps = {p: float(table.loc[table["phase"] == p, "step"].min()) if p in labels else math.nan for p in "ABC"}
+    measured = (f"labels over the checkpoints: `{labels}`; first A, B, C at steps "
+                f"{', '.join(_steps_text(steps[p]) for p in 'ABC')}")
+    if any(math.isnan(steps[p]) for p in "ABC") or not steps["A"] < steps["B"] < steps["C"]:
+        return measured, NOT_REPRODUCED
+    if relapses:
+        return measured + f"; {relapses} step(s) back to an earlier phase", PARTLY
+    return measured, REPRODUCED
+
+
+def claim_verdicts(main: pd.DataFrame, increments: dict | None = None, pairs: dict | None = None) -> pd.DataFrame:
+    """Each claim of the paper that these runs can test, what was measured, and a verdict.
+
+    `main`: the metrics table of the default run; `increments`: {increment: table} (Fig. 4);
+    `pairs`: {(dx, dy, seed): table} (Fig. 5). The phase labels come from generation behaviour
+    (`metrics.phase_label`), so the testable part of each phase claim is the representation that
+    goes with that behaviour; a phase's behaviour numbers are given for reference."""
+    rows = []
+    umap_r2 = main[["r2_x", "r2_y"]].mean(axis=1)
+    raw_r2 = main[["r2_x_raw", "r2_y_raw"]].mean(axis=1)
+
+    measured, verdict = _phase_order(main)
+    rows.append(("Training passes through three phases, A → B → C (abstract, Fig. 3)", measured, verdict))
+
+    prof = phase_profile(main)
+    r2_by_phase = {p: float(umap_r2[main["phase"] == p].mean()) for p in prof.index}
+    if "A" in prof.index:
+        a = prof.loc["A"]
+        measured = (f"mean UMAP R² over phase A {r2_by_phase['A']:.2f}; samples: no bump {a['frac_0']:.0%}, "
+                    f"several {a['frac_multi']:.0%}, one {a['frac_1']:.0%}")
+        verdict = REPRODUCED if r2_by_phase["A"] < UNSTRUCTURED_UMAP_R2 else NOT_REPRODUCED
+    else:
+        measured, verdict = "no checkpoint was labelled A", NOT_REPRODUCED
+    rows.append(("Phase A: no latent structure; no bump or several bumps", measured, verdict))
+
+    if "B" in prof.index and "C" in prof.index:
+        b = prof.loc["B"]
+        measured = (f"mean UMAP R² over phase B {r2_by_phase['B']:.2f} vs phase C {r2_by_phase['C']:.2f}; "
+                    f"samples: one bump {b['frac_1']:.0%}, accuracy {b['accuracy']:.2f} (2D-ness not measured)")
+        verdict = REPRODUCED if r2_by_phase["B"] < r2_by_phase["C"] and r2_by_phase["B"] < ORDERED_UMAP_R2 else NOT_REPRODUCED
+    else:
+        measured, verdict = "phase B or C never reached", NOT_REPRODUCED
+    rows.append(("Phase B: a disordered manifold; one bump in the wrong place", measured, verdict))
+
+    final = main.iloc[-1]
+    ok = (final["accuracy"] >= FINAL_ACCURACY and umap_r2.iloc[-1] >= ORDERED_UMAP_R2
+          and raw_r2.iloc[-1] >= REPRESENTATION_LEVEL)
+    rows.append(("Phase C: an ordered manifold; one bump in the right place",
+                 f"last checkpoint (step {final['step']:.0f}): accuracy {final['accuracy']:.2f}, "
+                 f"mean R² from UMAP {umap_r2.iloc[-1]:.2f}, from raw activations {raw_r2.iloc[-1]:.2f}",
+                 REPRODUCED if ok else NOT_REPRODUCED))
+
+    s = transition_summary([main]).per_seed.iloc[0]
+    r, acc = s["step_raw_r2_0.9"], s["step_accuracy_0.5"]
+    verdict = NOT_REPRODUCED if math.isnan(r) else REPRODUCED if (math.isnan(acc) or r <= acc) else NOT_REPRODUCED
+    rows.append(("An ordered representation is what good generation needs (abstract)",
+                 f"raw R² first ≥ {REPRESENTATION_LEVEL} at step {_steps_text(r)}, accuracy first ≥ "
+                 f"{ACCURACY_LEVEL} at step {_steps_text(acc)}", verdict))
+
+    if increments:
+        bounds = phase_boundaries(increments)
+        reached = bounds.dropna(subset=["step_B_to_C"])
+        measured = f"{len(reached)} of {len(bounds)} increments reached C"
+        if len(reached):
+            measured += (f", at steps {reached['step_B_to_C'].min():.0f}–{reached['step_B_to_C'].max():.0f}")
+        if len(reached) >= 2:
+            corr = reached[["increment", "step_B_to_C"]].corr(method="spearman").iloc[0, 1]
+            if corr == corr:
+                measured += (f"; rank correlation of increment with the B → C step {corr:+.2f} "
+                             f"({'sparser data reach C later' if corr > 0 else 'denser data reach C later' if corr < 0 else 'no trend'})")
+        rows.append(("Fig. 4: phase diagram over increment × training steps (the caption states no trend)",
+                     measured, NOT_TESTED))
+
+    if pairs:
+        parts, coupled = [], []
+        for (dx, dy, seed), table in sorted(pairs.items()):
+            sx, sy = crossing_step(table, "accuracy_x", 0.5), crossing_step(table, "accuracy_y", 0.5)
+            if math.isnan(sx) or math.isnan(sy):
+                parts.append(f"dx {dx:g}, dy {dy:g}: accuracy of x or y never reached 50%")
+                coupled.append(False)
+                continue
+            tol = _spacing_at(table, max(sx, sy))
+            coupled.append(abs(sy - sx) <= tol)
+            parts.append(f"dx {dx:g}, dy {dy:g} (seed {seed}): x and y accuracy reach 50% at steps "
+                         f"{sx:.0f} and {sy:.0f} (checkpoint spacing there {tol:.0f})")
+        verdict = REPRODUCED if all(coupled) else PARTLY if any(coupled) else NOT_REPRODUCED
+        rows.append(("Fig. 5: on imbalanced data x and y are learned together, not x first",
+                     "; ".join(parts), verdict))
+
+    return pd.DataFrame(rows, columns=["claim", "measured here", "verdict"])
+
+
+VERDICT_COLOURS = {REPRODUCED: "#d9f2d9", PARTLY: "#fff0c2", NOT_REPRODUCED: "#f8d0d0", NOT_TESTED: "#e8e8e8"}
+
+
+def verdict_table(verdicts: pd.DataFrame):
+    """`claim_verdicts` as a table with the verdict cells coloured (green / amber / red / grey)."""
+    colour = lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}; font-weight: 600"  # noqa: E731
+    return (verdicts.style.hide(axis="index").map(colour, subset=["verdict"])
+            .set_properties(subset=["measured here"], **{"font-size": "0.9em"})
+            .set_properties(**{"text-align": "left", "vertical-align": "top"}))

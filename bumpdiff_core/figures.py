@@ -347,7 +347,8 @@ def phase_panels(run, n: int = 25) -> go.Figure:
         fig.layout[sc].update(aspectmode="cube", xaxis=dict(showticklabels=False, title="UMAP 1"),
                               yaxis=dict(showticklabels=False, title="UMAP 2"),
                               zaxis=dict(showticklabels=False, title="UMAP 3"))
-    fig.update_layout(template=TEMPLATE, width=1050, height=760, margin=dict(l=10, r=10, t=90, b=10),
+    fig.update_layout(template=TEMPLATE, height=760,  # width: the page column (no sideways scroll)
+                      margin=dict(l=10, r=10, t=90, b=10),
                       title=dict(text="The three phases: samples (red dot = requested position) and the "
                                       "3D UMAP of the representation, coloured by true x", x=0.5),
                       legend=dict(orientation="h", x=1, xanchor="right", y=1.06))
@@ -414,7 +415,7 @@ def metric_curves(table, title: str | None = None) -> go.Figure:
     fig.update_yaxes(range=[-0.03, 1.03], row=2, col=1, title="fraction")
     fig.update_yaxes(range=[max(min(r2_low, 0.0), -1.0) - 0.05, 1.03], row=3, col=1, title="R²")
     fig.update_xaxes(title="training step", row=3, col=1)
-    fig.update_layout(template=TEMPLATE, width=900, height=860, hovermode="x unified",
+    fig.update_layout(template=TEMPLATE, height=860, hovermode="x unified",
                       title=dict(text=title or "Metrics over training (bands: automatic phase label)", x=0.5),
                       legend=dict(x=1.08, y=1, xanchor="left"), margin=dict(l=60, r=20, t=80, b=50))
     return fig
@@ -475,7 +476,7 @@ def phase_diagram(tables_by_increment: dict, annotate_phase: bool = True) -> go.
     fig.update_xaxes(title="training step", type="category", tickangle=-45)
     fig.update_yaxes(title="increment (px)", type="category", row=1, col=1)
     fig.update_yaxes(type="category", row=1, col=2)
-    fig.update_layout(template=TEMPLATE, width=1100, height=220 + 34 * len(incs) + 60,
+    fig.update_layout(template=TEMPLATE, height=220 + 34 * len(incs) + 60,
                       title=dict(text="Phase diagram: increment × training step (letters: phase label)", x=0.5),
                       margin=dict(l=70, r=20, t=80, b=80))
     return fig
@@ -521,7 +522,7 @@ def imbalanced_curves(tables: dict) -> go.Figure:
                                   row=r + 1, col=c + 1)
             fig.update_yaxes(range=[-0.05 if c == 0 else -0.25, 1.03], row=r + 1, col=c + 1)
     fig.update_xaxes(title="training step", row=len(keys))
-    fig.update_layout(template=TEMPLATE, width=1100, height=140 + 300 * len(keys),
+    fig.update_layout(template=TEMPLATE, height=140 + 300 * len(keys),
                       title=dict(text="Imbalanced data: is x learned before y? (blue: x, magenta dashed: y)", x=0.5),
                       legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
                       margin=dict(l=50, r=20, t=100, b=50))
@@ -548,7 +549,7 @@ def factorized_vs_coupled(N: int, sigma: float, centre=None) -> go.Figure:
         fig.add_trace(_dot(centre[0], centre[1], showlegend=(k == 0)), row=1, col=k + 1)
     _image_axes(fig, N, 1, 4, tick_labels=True)
     K = N  # positions per axis at increment 1
-    fig.update_layout(template=TEMPLATE, width=1000, height=340, margin=dict(l=40, r=20, t=110, b=40),
+    fig.update_layout(template=TEMPLATE, height=340, margin=dict(l=40, r=20, t=110, b=40),
                       title=dict(text=f"Two ways to make a bump at (x, y) = {centre}, σ = {sigma:g}, {N}×{N}: "
                                       f"factorized needs ~2K = {2 * K} examples, coupled ~K² = {K * K}", x=0.5),
                       legend=dict(orientation="h", x=1, xanchor="right", y=1.22))

@@ -35,13 +35,14 @@ TRAIN_NOTEBOOK = "train_and_evaluate"
 
 # analysis pages in book order: notebook name -> page title
 PAGE_TITLES = {
+    "findings": "What reproduced",
     "data": "Data",
     "phases": "The three phases",
     "phase_diagram": "Phase diagram",
     "imbalanced": "Imbalanced data",
     "appendix": "Appendix",
 }
-FINDINGS_PAGES = ("data", "phases", "phase_diagram", "imbalanced")
+FINDINGS_PAGES = ("findings", "data", "phases", "phase_diagram", "imbalanced")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,6 +130,8 @@ class Sweep:
         base = {"profile": self.profile, "overrides": dict(self.overrides)}
         main = (self._spec(),)
         table = {
+            "findings": ({**base, "increments": list(self.increments), "pairs": [list(p) for p in self.pairs],
+                          "seeds": list(self.seeds)}, main + tuple(self.increment_runs()) + tuple(self.pair_runs())),
             "data": ({"profile": self.profile}, ()),
             "phases": (base, main),
             "phase_diagram": ({**base, "increments": list(self.increments)}, tuple(self.increment_runs())),
@@ -265,6 +268,10 @@ def execute_notebook_task(task: NotebookTask) -> dict:
         # BUMPDIFF_STATIC_BOOK: the executed copies are static pages (see widgets.py)
         env = dict(os.environ, BUMPDIFF_DATA=task.data_root, BUMPDIFF_STATIC_BOOK="1")
         env.setdefault("NUMBA_CACHE_DIR", str(Path(task.data_root) / ".numba_cache"))
+        # one notebook per single-threaded worker: more threads per kernel only spin against the
+        # other workers' kernels (the run notebooks also pin torch to `threads` = 1 themselves)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env.setdefault(var, "1")
         cmd = [sys.executable, "-m", "papermill", task.source, str(partial), "-k", KERNEL_NAME,
                "--cwd", task.cwd, "-y", json.dumps(task.parameters), "--no-progress-bar",
                "--log-level", "ERROR"]

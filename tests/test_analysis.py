@@ -79,3 +79,46 @@ def test_phase_profile_groups_checkpoints_by_phase():
     assert list(p["checkpoints"]) == [1, 2, 1]
     assert p.loc["B", "first_step"] == 100 and p.loc["B", "last_step"] == 200
     assert p.loc["B", "frac_1"] == pytest.approx(0.85) and p.loc["B", "accuracy"] == pytest.approx(0.2)
+
+
+def _story(phase, accuracy, r2, raw, frac_1=None, steps=None):
+    steps = steps or [100 * i for i in range(len(phase))]
+    frac_1 = frac_1 or [0.2 if p == "A" else 0.8 if p == "B" else 1.0 for p in phase]
+    return _table(steps, phase=list(phase), accuracy=accuracy, r2_x=r2, r2_y=r2, r2_x_raw=raw, r2_y_raw=raw,
+                  frac_1=frac_1, frac_0=[1 - f for f in frac_1])
+
+
+def test_claim_verdicts_on_a_run_that_reproduces():
+    t = _story("AABBCC", accuracy=[0, 0, 0.1, 0.2, 0.8, 0.95], r2=[0.1, 0.1, 0.4, 0.5, 0.9, 0.9],
+               raw=[0.1, 0.2, 0.6, 0.92, 0.95, 0.97])
+    v = analysis.claim_verdicts(t).set_index("claim")["verdict"]
+    assert list(v) == [analysis.REPRODUCED] * 5
+    assert "`AABBCC`" in analysis.claim_verdicts(t)["measured here"].iloc[0]
+
+
+def test_claim_verdicts_catch_failures():
+    # relapse B -> A, representation orders after accuracy rises, final accuracy too low
+    t = _story("ABACC", accuracy=[0, 0.1, 0, 0.6, 0.7], r2=[0.1, 0.3, 0.2, 0.85, 0.85],
+               raw=[0.1, 0.3, 0.3, 0.5, 0.95])
+    v = list(analysis.claim_verdicts(t)["verdict"])
+    assert v[0] == analysis.PARTLY                    # order holds up to one relapse
+    assert v[3] == analysis.NOT_REPRODUCED            # accuracy 0.7 < 0.9
+    assert v[4] == analysis.NOT_REPRODUCED            # raw R² 0.9 at 400 after accuracy 0.5 at 300
+    never = _story("AAAA", accuracy=[0] * 4, r2=[0.7] * 4, raw=[0.1] * 4)
+    v = list(analysis.claim_verdicts(never)["verdict"])
+    assert v[0] == v[1] == v[2] == analysis.NOT_REPRODUCED   # A with R² 0.7 is not "no structure"
+
+
+def test_claim_verdicts_fig4_and_fig5():
+    t = _story("ABC", accuracy=[0, 0.1, 1], r2=[0, 0.3, 0.9], raw=[0, 0.5, 0.95])
+    inc = {0.5: _story("ABC", accuracy=[0, 0, 1], r2=[0] * 3, raw=[0] * 3),
+           1.0: _story("ABBC", accuracy=[0, 0, 0, 1], r2=[0] * 4, raw=[0] * 4)}
+    steps = [0, 100, 200, 300]
+    together = _table(steps, accuracy_x=[0, 0.2, 0.6, 1], accuracy_y=[0, 0, 0.6, 1])
+    x_first = _table(steps, accuracy_x=[0, 0.6, 1, 1], accuracy_y=[0, 0, 0, 0.6])
+    rows = analysis.claim_verdicts(t, inc, {(0.1, 1.0, 0): together}).set_index("verdict")
+    assert "sparser data reach C later" in rows.loc[analysis.NOT_TESTED, "measured here"]
+    assert analysis.claim_verdicts(t, pairs={(0.1, 1.0, 0): together})["verdict"].iloc[-1] == analysis.REPRODUCED
+    split = analysis.claim_verdicts(t, pairs={(0.1, 1.0, 0): together, (0.1, 0.5, 0): x_first})
+    assert split["verdict"].iloc[-1] == analysis.PARTLY
+    assert analysis.claim_verdicts(t, pairs={(0.1, 0.5, 0): x_first})["verdict"].iloc[-1] == analysis.NOT_REPRODUCED

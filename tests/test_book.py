@@ -49,13 +49,24 @@ def test_book_has_every_page_of_the_sweep(tiny_book):
 
     pages = toc_pages(tiny_book.book)
     sweep = SWEEPS["book-tiny"]
-    expected = ["intro"] + [f"generated/{p}" for p in ("data", "phases", "phase_diagram", "imbalanced", "appendix")] \
+    expected = ["intro"] + [f"generated/{p}" for p in ("findings", "data", "phases", "phase_diagram", "imbalanced", "appendix")] \
         + ["reproduce"] + [f"generated/runs/{r.run_id}" for r in sweep.runs()]
     assert pages == expected
     for page in pages:
         assert (tiny_book.html / f"{page}.html").is_file(), page
     timings = json.loads((tiny_book.book / "generated" / "timings.json").read_text())
     assert timings["train_stage_seconds"] > 0 and timings["analysis_stage_seconds"] > 0
+
+
+def test_findings_page_states_a_verdict_per_claim(tiny_book):
+    """The 'What reproduced' page carries one computed verdict per testable claim."""
+    from bumpdiff_core import analysis
+
+    html = (tiny_book.html / "generated" / "findings.html").read_text()
+    assert "Training passes through three phases" in html and "Fig. 5: on imbalanced data" in html
+    verdicts = (analysis.REPRODUCED, analysis.PARTLY, analysis.NOT_REPRODUCED, analysis.NOT_TESTED)
+    cells = re.findall(r"<td[^>]*>\s*(" + "|".join(verdicts) + r")\s*</td>", html)
+    assert len(cells) == 7, cells  # 5 claims of the default run + Fig. 4 + Fig. 5
 
 
 def test_plotly_js_is_served_once_not_inlined(tiny_book):

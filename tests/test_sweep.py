@@ -46,7 +46,8 @@ def test_book_quick_expands_to_distinct_runs_and_pages():
     incs = {(r.config.increment_x, r.config.increment_y) for r in runs}
     assert {(i, i) for i in (0.1, 0.2, 0.25, 0.5, 0.75, 1.0)} | {(0.1, 1.0), (0.1, 0.5)} == incs
     pages = {p.name: p for p in sweep.page_specs()}
-    assert list(pages) == ["data", "phases", "phase_diagram", "imbalanced", "appendix"]
+    assert list(pages) == ["findings", "data", "phases", "phase_diagram", "imbalanced", "appendix"]
+    assert {s.run_id for s in pages["findings"].needs} == set(ids)  # the verdicts read every run
     assert pages["phase_diagram"].parameters == {"profile": "quick", "overrides": {},
                                                  "increments": [0.1, 0.2, 0.25, 0.5, 0.75, 1.0]}
     assert pages["imbalanced"].parameters["pairs"] == [[0.1, 1.0], [0.1, 0.5]]
