@@ -45,7 +45,7 @@ class RunConfig:
     lr_final_ratio: float = 0.1     # cosine decay of lr to lr * lr_final_ratio at the last step
     weight_decay: float = 0.0
     ema_decay: float = 0.0          # 0 = no EMA; evaluation uses EMA weights when on
-    steps: int = 2000
+    steps: int = 1500
     seed: int = 0
     # --- checkpoint schedule: every `dense_every` steps up to `dense_until`, then log-spaced ----
     checkpoint_dense_every: int = 100

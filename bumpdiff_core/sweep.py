@@ -272,6 +272,10 @@ def execute_notebook_task(task: NotebookTask) -> dict:
         # other workers' kernels (the run notebooks also pin torch to `threads` = 1 themselves)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env.setdefault(var, "1")
+        # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ for its workers; inherited by the kernel it
+        # turns off glibc's adaptive mmap threshold, so every large tensor is mmapped and faulted
+        # in afresh: half of training's CPU time went to the kernel (sys) and runs took 2.5x longer
+        env.pop("MALLOC_TRIM_THRESHOLD_", None)
         cmd = [sys.executable, "-m", "papermill", task.source, str(partial), "-k", KERNEL_NAME,
                "--cwd", task.cwd, "-y", json.dumps(task.parameters), "--no-progress-bar",
                "--log-level", "ERROR"]

@@ -84,8 +84,8 @@ def test_toc_is_derived_from_the_sweep():
     assert toc["format"] == "jb-book" and toc["root"] == "intro"
     entries = [(part["caption"], c["file"], c.get("title")) for part in toc["parts"] for c in part["chapters"]]
     titles = [t for _, _, t in entries]
-    assert titles[:5] == ["Data", "The three phases", "Phase diagram", "Imbalanced data", "Appendix"]
-    assert entries[5][1] == "reproduce"
+    assert titles[:6] == ["What reproduced", "Data", "The three phases", "Phase diagram", "Imbalanced data", "Appendix"]
+    assert entries[6][1] == "reproduce"
     runs = [f for cap, f, _ in entries if cap == "Runs"]
     assert runs == [f"generated/runs/{r.run_id}" for r in sweep.runs()]
 
@@ -302,3 +302,25 @@ def test_pages_whose_runs_failed_are_skipped_and_reported(tmp_path, monkeypatch)
     executed = nbformat.read(out / "generated" / "phases.ipynb", as_version=4)
     tags = [c.metadata.get("tags", []) for c in executed.cells]
     assert ["parameters", "remove-cell"] in tags and ["injected-parameters"] in tags
+
+
+def test_kernels_run_single_threaded_without_dasks_malloc_setting(tmp_path, monkeypatch):
+    """Dask's nanny exports MALLOC_TRIM_THRESHOLD_ to its workers; a kernel that inherited it spent
+    half its CPU time in page faults. Kernels must not inherit it, and run one thread each."""
+    import nbformat
+
+    from bumpdiff_core.sweep import NotebookTask, execute_notebook_task
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        'import os\nprint(os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"))')]
+    nb.metadata["kernelspec"] = {"name": "bumpdiff", "language": "python", "display_name": "bumpdiff"}
+    nbformat.write(nb, tmp_path / "env.ipynb")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    task = NotebookTask("page", "env", str(tmp_path / "env.ipynb"), str(tmp_path / "out.ipynb"), {},
+                        str(tmp_path), str(tmp_path))
+    record = execute_notebook_task(task)
+    assert record["status"] == "ok", record
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert out.cells[-1].outputs[0]["text"].strip() == "None 1"
