@@ -93,7 +93,7 @@ def test_claim_verdicts_on_a_run_that_reproduces():
                raw=[0.1, 0.2, 0.6, 0.92, 0.95, 0.97])
     v = analysis.claim_verdicts(t).set_index("claim")["verdict"]
     assert list(v) == [analysis.REPRODUCED] * 5
-    assert "`AABBCC`" in analysis.claim_verdicts(t)["measured here"].iloc[0]
+    assert "checkpoints: AABBCC;" in analysis.claim_verdicts(t)["measured here"].iloc[0]
 
 
 def test_claim_verdicts_catch_failures():
@@ -118,7 +118,12 @@ def test_claim_verdicts_fig4_and_fig5():
     x_first = _table(steps, accuracy_x=[0, 0.6, 1, 1], accuracy_y=[0, 0, 0, 0.6])
     rows = analysis.claim_verdicts(t, inc, {(0.1, 1.0, 0): together}).set_index("verdict")
     assert "sparser data reach C later" in rows.loc[analysis.NOT_TESTED, "measured here"]
-    assert analysis.claim_verdicts(t, pairs={(0.1, 1.0, 0): together})["verdict"].iloc[-1] == analysis.REPRODUCED
-    split = analysis.claim_verdicts(t, pairs={(0.1, 1.0, 0): together, (0.1, 0.5, 0): x_first})
-    assert split["verdict"].iloc[-1] == analysis.PARTLY
-    assert analysis.claim_verdicts(t, pairs={(0.1, 0.5, 0): x_first})["verdict"].iloc[-1] == analysis.NOT_REPRODUCED
+    accuracy_row = lambda pairs: analysis.claim_verdicts(t, pairs=pairs).iloc[-2]  # noqa: E731
+    assert accuracy_row({(0.1, 1.0, 0): together})["verdict"] == analysis.REPRODUCED
+    assert accuracy_row({(0.1, 1.0, 0): together, (0.1, 0.5, 0): x_first})["verdict"] == analysis.PARTLY
+    row = accuracy_row({(0.1, 0.5, 0): x_first})
+    assert row["verdict"] == analysis.NOT_REPRODUCED and "x first" in row["measured here"]
+    # the representation row reads the raw R² columns: here y orders two checkpoints before x
+    y_first = _table(steps, r2_x_raw=[0, 0, 0.2, 0.9], r2_y_raw=[0, 0.7, 0.9, 0.9])
+    rep = analysis.claim_verdicts(t, pairs={(0.1, 1.0, 0): y_first}).iloc[-1]
+    assert rep["verdict"] == analysis.NOT_REPRODUCED and "y (the sparse axis) first" in rep["measured here"]

@@ -66,7 +66,7 @@ def test_findings_page_states_a_verdict_per_claim(tiny_book):
     assert "Training passes through three phases" in html and "Fig. 5: on imbalanced data" in html
     verdicts = (analysis.REPRODUCED, analysis.PARTLY, analysis.NOT_REPRODUCED, analysis.NOT_TESTED)
     cells = re.findall(r"<td[^>]*>\s*(" + "|".join(verdicts) + r")\s*</td>", html)
-    assert len(cells) == 7, cells  # 5 claims of the default run + Fig. 4 + Fig. 5
+    assert len(cells) == 8, cells  # 5 claims of the default run + Fig. 4 + Fig. 5 (accuracy, R²)
 
 
 def test_plotly_js_is_served_once_not_inlined(tiny_book):
