@@ -45,10 +45,13 @@ def test_schedule_matches_diffusers_ddpm_scheduler():
     ours = LinearSchedule(1000, 1e-4, 0.02)
     np.testing.assert_allclose(ours.betas.numpy(), oracle.betas.numpy(), rtol=1e-6)
     np.testing.assert_allclose(ours.alphas_cumprod.numpy(), oracle.alphas_cumprod.numpy(), rtol=1e-5)
-    x0, noise = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    gen = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(4, 1, 8, 8, generator=gen), torch.randn(4, 1, 8, 8, generator=gen)
     t = torch.tensor([0, 10, 487, 999])
+    # fp32, values of order 1 summed in a different order: differences of a few ulps (~1e-6)
+    # are rounding; the schedule itself is compared above
     torch.testing.assert_close(ours.add_noise(x0, noise, t), oracle.add_noise(x0, noise, t),
-                               rtol=1e-5, atol=1e-6)
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_add_noise_is_q_of_x_t_given_x_0():
