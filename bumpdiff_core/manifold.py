@@ -23,13 +23,42 @@ def _numba_cache() -> None:
         os.environ["NUMBA_CACHE_DIR"] = str(path)
 
 
+def _import_umap():
+    """`import umap`, with numba's on-disk cache switched on for umap's and pynndescent's compiled
+    functions. Most of them are declared without `cache=True`, so every new process recompiled
+    them on its first fit: ~9 s of JIT per run (measured), more than evaluating all its
+    checkpoints. Only the decorator's default changes; numba still checks the cache against the
+    source files, and a function it cannot cache just compiles as before."""
+    import sys
+
+    _numba_cache()  # numba reads its environment once, at its first compile: set it before
+    if "umap" in sys.modules:
+        return sys.modules["umap"]
+    import numba
+
+    real_njit, real_jit = numba.njit, numba.jit
+
+    def with_cache(decorator):
+        def wrapped(*args, **kwargs):
+            kwargs.setdefault("cache", True)
+            return decorator(*args, **kwargs)
+        return wrapped
+
+    numba.njit, numba.jit = with_cache(real_njit), with_cache(real_jit)
+    try:
+        import umap
+    finally:
+        numba.njit, numba.jit = real_njit, real_jit
+    return umap
+
+
 def umap_embed(latents: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1,
                random_state: int = 0) -> np.ndarray:
     """(n, D) activations -> (n, 3) embedding."""
     _numba_cache()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import umap
+        umap = _import_umap()
 
         latents = np.asarray(latents, dtype=np.float32)
         if not np.isfinite(latents).all():
