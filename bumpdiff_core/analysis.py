@@ -198,7 +198,7 @@ def reconstructed_choices(config: RunConfig) -> pd.DataFrame:
          f"{config.eval_sampler.upper()} steps of the same pass that draws the sample",
          "Representation and behaviour then come from one pass; no timestep is singled out."),
         ("Evaluation sampler", "eval_sampler, eval_sampler_steps", f"{config.eval_sampler}, {config.eval_sampler_steps}",
-         "Deterministic DDIM is ~20× cheaper than 1000-step ancestral DDPM (the reference)."),
+         "Deterministic DDIM-20 is ~40× cheaper than 1000-step ancestral DDPM (the reference) at the same accuracy (benchmarks/eval_cost.py)."),
         ("Evaluation labels", "eval_labels, eval_seed", f"{config.eval_labels}, {config.eval_seed}",
          "One sample per label, drawn from the training centres, the same labels and noise at every checkpoint."),
         ("Bump detection", "metrics.BUMP_THRESHOLD, MIN_BUMP_AREA",
