@@ -571,8 +571,10 @@ def example_images(config, n: int = 8, seed: int = 0) -> go.Figure:
     fig.update_annotations(font_size=11)
     fig.update_layout(
         width=cols * 190 + 80, height=math.ceil(len(pick) / cols) * 210 + 130,
+        showlegend=False,  # the legend sat on the last subplot title; the title says what the dot is
         title=dict(text=f"Training images: {config.image_size}×{config.image_size}, σ = {config.sigma:g}, "
-                        f"dx = {config.increment_x:g}, dy = {config.increment_y:g}: {len(centres):,} images", x=0.5))
+                        f"dx = {config.increment_x:g}, dy = {config.increment_y:g}: {len(centres):,} images "
+                        f"(red dot: the bump's centre)", x=0.5))
     return fig
 
 
