@@ -27,15 +27,19 @@ def main():
         sys.exit(f"{timings_file}: missing; run `make book` first")
     timings = json.loads(timings_file.read_text())
     run_ids = {r.get("run_id") for r in timings.get("notebooks", []) if r.get("run_id")}
-    train = evaluate = 0.0
+    train = evaluate = sampling = umap = 0.0
     for run_id in run_ids:
         meta_file = runs_root() / run_id / "meta.json"
         if meta_file.exists():
             meta = json.loads(meta_file.read_text())
             train += meta.get("train_seconds", 0.0)
             evaluate += meta.get("evaluate_seconds", 0.0)
+            sampling += meta.get("evaluate_sampling_seconds", float("nan"))  # NaN: run from before the split
+            umap += meta.get("evaluate_umap_seconds", float("nan"))
     rows = [("train (sum over runs, CPU-seconds of one worker)", train),
-            ("evaluate incl. UMAP (sum over runs)", evaluate),
+            ("evaluate, all of it (sum over runs)", evaluate),
+            ("  of which sampling + per-layer R² (sum over runs)", sampling),
+            ("  of which UMAP (sum over runs)", umap),
             ("sweep stage 1: run notebooks (wall)", timings.get("train_stage_seconds", float("nan"))),
             ("sweep stage 2: analysis notebooks (wall)", timings.get("analysis_stage_seconds", float("nan"))),
             ("sweep total (wall)", timings.get("total_seconds", float("nan")))]

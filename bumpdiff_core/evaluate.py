@@ -66,14 +66,20 @@ def _cached(run: Run, path):
         return None
 
 
-def evaluate_checkpoint(run: Run, step: int, device=None, losses=None) -> dict:
-    """Metrics row for one checkpoint (computing and caching samples and UMAP when missing)."""
+def evaluate_checkpoint(run: Run, step: int, device=None, losses=None, seconds: dict | None = None) -> dict:
+    """Metrics row for one checkpoint (computing and caching samples and UMAP when missing).
+    `seconds`, when given, accumulates the time spent in "sampling" (incl. per-layer R²) and "umap"."""
     c = run.config
+    seconds = {} if seconds is None else seconds
+    t0 = time.perf_counter()
     ev = _cached(run, run.eval_path(step)) or _evaluate_samples(run, step, device)
+    t1 = time.perf_counter()
     um = _cached(run, run.umap_path(step))
     if um is None:
         um = {"embedding": umap_embed(ev["latents"], c.umap_neighbors, c.umap_min_dist, random_state=c.eval_seed)}
         run.save_arrays(run.umap_path(step), **um)
+    seconds["sampling"] = seconds.get("sampling", 0.0) + t1 - t0
+    seconds["umap"] = seconds.get("umap", 0.0) + time.perf_counter() - t1
     labels = ev["labels"]
     # detection is re-run from the stored samples (milliseconds), so a changed rule needs no resampling
     counts, centres = metrics.detect_bumps(ev["samples"], c.sigma)
@@ -111,15 +117,16 @@ def evaluate_run(run: Run, device=None, progress: bool = True):
 
     started = time.time()
     losses = load_losses(run)
-    rows = []
+    rows, seconds = [], {}
     for step in tqdm(checkpoint_steps(run.config), desc=f"evaluate {run.path.name}", disable=not progress,
                      unit="ckpt"):
-        rows.append(evaluate_checkpoint(run, step, device, losses))
+        rows.append(evaluate_checkpoint(run, step, device, losses, seconds))
     table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     buf = io.StringIO()
     table.to_csv(buf, index=False)
     run.write_bytes(run.metrics_path, buf.getvalue().encode())
-    run.update_meta(evaluate_seconds=time.time() - started)
+    run.update_meta(evaluate_seconds=time.time() - started, evaluate_sampling_seconds=seconds.get("sampling", 0.0),
+                    evaluate_umap_seconds=seconds.get("umap", 0.0))
     return table
 
 

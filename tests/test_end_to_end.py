@@ -59,6 +59,10 @@ def test_the_run_folder_describes_itself(cli_tiny_run):
     for key in ("versions", "git_commit", "device", "train_seconds", "evaluate_seconds", "parameters"):
         assert key in meta, key
     assert meta["device"] == "cpu" and meta["threads"] == 1
+    # the evaluation's split (benchmarks/book_stages.py prints it): parts within the whole
+    parts = meta["evaluate_sampling_seconds"] + meta["evaluate_umap_seconds"]
+    assert meta["evaluate_sampling_seconds"] > 0 and meta["evaluate_umap_seconds"] > 0
+    assert parts <= meta["evaluate_seconds"] + 1e-6
     assert run.checkpoint_steps_on_disk() == checkpoint_steps(run.config)
     last = checkpoint_steps(run.config)[-1]
     evaluation = load_evaluation(run, last)
