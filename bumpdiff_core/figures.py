@@ -316,8 +316,8 @@ def phase_panels(run, n: int = 25) -> go.Figure:
         titles.append(f"<b>{p}</b>: never reached" if s is None else
                       f"<b>{p}</b> · step {s} · accuracy {_row(table, s)['accuracy']:.2f}")
     fig = make_subplots(rows=2, cols=3, specs=[[{"type": "xy"}] * 3, [{"type": "scene"}] * 3],
-                        subplot_titles=titles + [""] * 3, vertical_spacing=0.06, horizontal_spacing=0.03,
-                        row_heights=[0.5, 0.5])
+                        subplot_titles=titles + [""] * 3, vertical_spacing=0.04, horizontal_spacing=0.03,
+                        row_heights=[0.42, 0.58])  # the square mosaics are width-bound: give 3D the rest
     for k, p in enumerate("ABC"):
         s = firsts[p]
         col = k + 1
@@ -347,7 +347,7 @@ def phase_panels(run, n: int = 25) -> go.Figure:
         fig.layout[sc].update(aspectmode="cube", xaxis=dict(showticklabels=False, title="UMAP 1"),
                               yaxis=dict(showticklabels=False, title="UMAP 2"),
                               zaxis=dict(showticklabels=False, title="UMAP 3"))
-    fig.update_layout(template=TEMPLATE, height=760,  # width: the page column (no sideways scroll)
+    fig.update_layout(template=TEMPLATE, height=720,  # width: the page column (no sideways scroll)
                       margin=dict(l=10, r=10, t=90, b=10),
                       title=dict(text="The three phases: samples (red dot = requested position) and the "
                                       "3D UMAP of the representation, coloured by true x", x=0.5),
