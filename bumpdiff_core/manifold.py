@@ -55,7 +55,6 @@ def _import_umap():
 def umap_embed(latents: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1,
                random_state: int = 0) -> np.ndarray:
     """(n, D) activations -> (n, 3) embedding."""
-    _numba_cache()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         umap = _import_umap()

@@ -306,10 +306,9 @@ if len(reached) >= 2:
     dense, sparse = reached.iloc[0], reached.iloc[-1]
     lines.append(f"- Phase C began at step {dense['step_B_to_C']:.0f} for increment {dense['increment']:g} "
                  f"and at step {sparse['step_B_to_C']:.0f} for increment {sparse['increment']:g}.")
-    corr = reached[["increment", "step_B_to_C"]].corr(method="spearman").iloc[0, 1]
-    if corr == corr:
-        lines.append(f"- Rank correlation between increment and the step of B → C: {corr:+.2f} "
-                     f"({'sparser data reach C later' if corr > 0 else 'denser data reach C later' if corr < 0 else 'no trend'}).")
+    trend = analysis.boundary_trend(bounds)
+    if trend:
+        lines.append(f"- The {trend}.")
 never = bounds[bounds["step_B_to_C"].isna()]["increment"].tolist()
 if never:
     lines.append(f"- Never reached C: increments {', '.join(f'{v:g}' for v in never)}.")

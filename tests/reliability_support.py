@@ -1,4 +1,4 @@
-"""Helpers shared by tests/test_reliability_*.py (issue 5: nothing lost, nothing executed)."""
+"""Helpers shared by the tests (mostly tests/test_reliability_*.py: nothing lost, nothing executed)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,6 +12,15 @@ from pathlib import Path
 TINY = ["train", "tiny", "--threads", "1", "--quiet"]
 BUMPDIFF = [sys.executable, "-m", "bumpdiff_core"]
 REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for a process told to stop; kill it if it has not stopped after `timeout` seconds."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def env_for(root: Path, **extra) -> dict:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from reliability_support import wait_or_kill
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
@@ -267,11 +268,7 @@ def chromium(profile: Path, window: str = "1280,2000"):
         if tools is not None:
             tools.close()
         proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        wait_or_kill(proc, 10)
 
 
 @pytest.fixture(scope="module")

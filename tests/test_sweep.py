@@ -19,6 +19,7 @@ import yaml
 
 from bumpdiff_core.config import ConfigError, profile_config
 from bumpdiff_core.sweep import SWEEPS, Sweep, run_sweep, toc_yaml
+from reliability_support import wait_or_kill
 
 BIN = Path(sys.executable).parent
 
@@ -162,11 +163,7 @@ def dask_pair(tmp_path_factory):
             if p.poll() is None:
                 p.terminate()
         for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            wait_or_kill(p, 20)
 
 
 @pytest.fixture(scope="module")
