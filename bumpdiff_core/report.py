@@ -1,0 +1,158 @@
+"""`bumpdiff report SWEEP [--json]`: a sweep's results, computed from its finished runs.
+
+It never trains or evaluates: each run of the sweep is looked up in the data root
+(`_finished_table`, the one place that knows how a finished run is found and read); a run that is
+not finished is listed as missing, the claims are judged on the finished runs alone, and the
+command exits with `EXIT_INCOMPLETE` (3) so a script can tell a partial report from a full one
+(0). Markdown tables for people; `--json` prints one strict JSON object (NaN → null):
+
+    {"sweep", "seeds_used", "seeds_note", "missing": [run ids],
+     "runs": [{"run_id", "run_dir", "config", "final": {metric: value}}],   (finished runs only)
+     "claims": [{"claim", "verdict", "value", "low", "high", "detail"}],
+     "fits": [{"design", "model", "slope", "low", "high", "detail"}]}
+
+`fits` is filled by `scaling_fits` (a data-scaling sweep's fits of steps-to-C against data size):
+an empty list until such a sweep exists.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from . import verdicts
+from .sweep import get_sweep
+
+EXIT_COMPLETE, EXIT_INCOMPLETE = 0, 3
+FIT_COLUMNS = ["design", "model", "slope", "low", "high", "detail"]
+
+
+def _finished_table(spec, root=None):
+    """(run directory, metrics table) of the finished run for `spec`, or None when it is not
+    finished (not there, or no completion marker). The only use of store/pipeline names here."""
+    from .pipeline import completed_run
+    from .store import StoreError
+
+    try:
+        run = completed_run(spec.config, root)
+    except StoreError:
+        return None
+    import io
+    return run.path, pd.read_csv(io.BytesIO(run.read_bytes(run.metrics_path)))
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, tuples -> lists (recursively)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def scaling_fits(sweep, tables: dict) -> list[dict]:
+    """Fits of a data-scaling sweep ({"design", "model", "slope", "low", "high", "detail"} each).
+    The hook for the data-scaling sweep: a sweep without scaling runs (every sweep today) has
+    none. `tables`: {run_id: metrics table} of the sweep's finished runs."""
+    if not getattr(sweep, "scaling", None):
+        return []
+    raise NotImplementedError("scaling sweeps: fill `scaling_fits` when they are defined")
+
+
+@dataclass
+class SweepReport:
+    sweep: str
+    runs: list                      # [{"run_id", "run_dir", "config", "final"}] of finished runs
+    missing: list                   # run ids not finished
+    claims: pd.DataFrame            # verdicts.CLAIM_COLUMNS
+    fits: list = field(default_factory=list)
+    seeds_used: tuple = ()
+    seeds_note: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_INCOMPLETE if self.missing else EXIT_COMPLETE
+
+    def to_dict(self) -> dict:
+        claims = [{k: r[k] for k in verdicts.CLAIM_COLUMNS} for r in self.claims.to_dict("records")]
+        return _clean({"sweep": self.sweep, "seeds_used": list(self.seeds_used), "seeds_note": self.seeds_note,
+                       "missing": list(self.missing), "runs": self.runs, "claims": claims,
+                       "fits": [{k: f.get(k) for k in FIT_COLUMNS} for f in self.fits]})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), allow_nan=False, indent=2, ensure_ascii=False)
+
+    def to_markdown(self) -> str:
+        return report_markdown(self)
+
+
+def sweep_report(name, root=None, tuned_seeds=verdicts.TUNED_SEEDS,
+                 thresholds: verdicts.Thresholds = verdicts.DEFAULT) -> SweepReport:
+    """The report of sweep `name` (a name in sweep.SWEEPS or a Sweep) from the runs finished
+    under data root `root` (default $BUMPDIFF_DATA or ./data)."""
+    sweep = get_sweep(name)
+    found, runs, missing = {}, [], []
+    for spec in sweep.runs():
+        got = _finished_table(spec, root)
+        if got is None:
+            missing.append(spec.run_id)
+            continue
+        run_dir, table = got
+        if "n_labels" not in table.columns:  # runs evaluated before the column existed: one sample per label
+            table = table.assign(n_labels=spec.config.eval_labels)
+        found[spec.run_id] = table
+        final = table.iloc[-1].to_dict() if len(table) else {}
+        runs.append({"run_id": spec.run_id, "run_dir": str(run_dir), "config": spec.config.to_dict(),
+                     "final": final})
+
+    def pick(specs, key):
+        return {key(s.config): found[s.run_id] for s in specs if s.run_id in found}
+
+    main = pick(sweep.main_runs(), lambda c: c.seed)
+    increments = pick(sweep.increment_runs(), lambda c: c.increment_x)
+    pairs = pick(sweep.pair_runs(), lambda c: (c.increment_x, c.increment_y, c.seed))
+    judgement = verdicts.judge(main, tuned_seeds, increments, pairs, thresholds)
+    note = judgement.note + (f"; {len(missing)} run(s) not finished, judged without them" if missing else "")
+    return SweepReport(sweep.name, _clean(runs), missing, judgement.table, scaling_fits(sweep, found),
+                       judgement.seeds_used, note)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return "" if not math.isfinite(v) else f"{v:.3g}"
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+FINAL_COLUMNS = ["step", "phase", "accuracy", "accuracy_low", "accuracy_high", "r2_x_raw", "r2_y_raw",
+                 "r2_x", "r2_y", "intrinsic_dim"]
+
+
+def report_markdown(report: SweepReport) -> str:
+    """Claims, then runs (final checkpoint), then missing runs and fits, as Markdown."""
+    out = [f"# Sweep `{report.sweep}`", "", report.seeds_note + ".", "", "## Claims", "",
+           _md_table(report.claims), ""]
+    if report.runs:
+        rows = []
+        for r in report.runs:
+            c = r["config"]
+            rows.append({"run": r["run_id"][:12], "seed": c.get("seed"), "dx": c.get("increment_x"),
+                         "dy": c.get("increment_y"),
+                         **{k: (math.nan if r["final"].get(k) is None else r["final"].get(k))
+                            for k in FINAL_COLUMNS if k in r["final"]}})
+        out += ["## Runs (last checkpoint)", "", _md_table(pd.DataFrame(rows)), ""]
+    if report.missing:
+        out += ["## Missing (not finished; train them with `bumpdiff sweep " + report.sweep + "`)", ""]
+        out += [f"- {m}" for m in report.missing] + [""]
+    out += ["## Fits", "", _md_table(pd.DataFrame(report.fits, columns=FIT_COLUMNS)) if report.fits
+            else "No data-scaling runs in this sweep.", ""]
+    return "\n".join(out)
