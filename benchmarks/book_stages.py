@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from bumpdiff_core.store import Run, runs_root
+from bumpdiff_core.store import RunLayout
 
 
 def main():
@@ -29,7 +29,7 @@ def main():
     run_ids = {r.get("run_id") for r in timings.get("notebooks", []) if r.get("run_id")}
     train = evaluate = sampling = umap = 0.0
     for run_id in run_ids:
-        meta_file = runs_root() / run_id / "meta.json"
+        meta_file = RunLayout.of(run_id).meta_path
         if meta_file.exists():
             meta = json.loads(meta_file.read_text())
             train += meta.get("train_seconds", 0.0)

@@ -16,7 +16,7 @@ import torch
 
 from bumpdiff_core import metrics
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.data import eval_labels
+from bumpdiff_core.data import evaluation_positions
 from bumpdiff_core.evaluate import evaluate_checkpoint, sample_checkpoint
 from bumpdiff_core.pipeline import ensure_run
 from bumpdiff_core.store import Run
@@ -57,7 +57,7 @@ def main():
     run = ensure_run(config, threads=args.threads, progress=False)
     final = run.checkpoint_steps_on_disk()[-1]
     step_s = training_step_seconds(run)
-    labels = eval_labels(config.replace(eval_labels=args.labels, umap_neighbors=min(config.umap_neighbors, args.labels - 1)))
+    labels = evaluation_positions(config.replace(eval_labels=args.labels, umap_neighbors=min(config.umap_neighbors, args.labels - 1)))
     print(f"run {run.path.name} ({args.profile}), checkpoint {final}, {args.labels} labels, "
           f"threads={args.threads}; one training step = {step_s * 1000:.1f} ms")
     print(f"{'sampler':>10} {'seconds':>8} {'= train steps':>13} {'accuracy':>8} {'pos err px':>10} {'frac_1':>7}")

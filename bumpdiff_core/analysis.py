@@ -1,7 +1,7 @@
 """Numbers across checkpoints and runs, for the notebooks and the README: when a metric first
-reaches a level, how far apart x and y cross, when the phases change (mean ± sd over seeds), and
-the run configs of the Fig. 4 / Fig. 5 sweeps. Nothing here trains: runs are looked up with
-`pipeline.completed_run`.
+reaches a level, how far apart x and y cross, when the phases change (mean ± sd over seeds), the
+phase boundaries of Fig. 4 and the coupling of Fig. 5. Everything here takes metrics tables; the
+runs of a sweep are opened by `view.SweepView`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics
-from .config import RunConfig, profile_config
+from .config import RunConfig
 
 # (name, x column, y column) of the metrics whose x/y coupling we measure
 COUPLED_METRICS = [("accuracy", "accuracy_x", "accuracy_y"), ("r2 (UMAP)", "r2_x", "r2_y"),
@@ -48,18 +48,6 @@ class TransitionSummary:
     mean: pd.Series
     sd: pd.Series
 
-    @property
-    def representation_first_all(self) -> bool:
-        return bool(len(self.per_seed)) and bool(self.per_seed["representation_first"].all())
-
-    def text(self, column: str) -> str:
-        """'mean ± sd (n = k)' for a step column."""
-        n = int(self.per_seed[column].notna().sum())
-        if n == 0:
-            return "never reached"
-        sd = self.sd[column]
-        return f"{self.mean[column]:.0f} ± {0.0 if np.isnan(sd) else sd:.0f} (n = {n})"
-
 
 def transition_summary(tables) -> TransitionSummary:
     """`tables`: {seed: metrics table} or a list of tables. Per seed: step of A->B and of B->C
@@ -75,7 +63,7 @@ def transition_summary(tables) -> TransitionSummary:
         step_r2 = crossing_step(table, raw, REPRESENTATION_LEVEL)
         step_acc = crossing_step(table, "accuracy", ACCURACY_LEVEL)
         first = (not math.isnan(step_r2)) and (math.isnan(step_acc) or step_r2 < step_acc)
-        rows.append({"seed": seed, "step_A_to_B": tr["step_B"], "step_B_to_C": tr["step_C"],
+        rows.append({"seed": seed, "step_A_to_B": tr["step_A_to_B"], "step_B_to_C": tr["step_B_to_C"],
                      "step_raw_r2_0.9": step_r2, "step_accuracy_0.5": step_acc,
                      "lead_steps": step_acc - step_r2, "representation_first": first,
                      "final_accuracy": float(table["accuracy"].iloc[-1])})
@@ -91,42 +79,10 @@ def phase_profile(table: pd.DataFrame) -> pd.DataFrame:
     g = table.groupby("phase")
     out = g[cols].mean()
     out.insert(0, "last_step", g["step"].max())
-    out.insert(0, "first_step", g["step"].min())
+    firsts = metrics.first_step_of_phase(table)
+    out.insert(0, "first_step", [firsts.get(p) for p in out.index])
     out.insert(0, "checkpoints", g.size())
     return out.reindex([p for p in "ABC" if p in out.index])
-
-
-# ---------------------------------------------------------------------------------------------
-# sweeps: which configs the Fig. 4 / Fig. 5 notebooks read
-# ---------------------------------------------------------------------------------------------
-
-def runs_for_increments(profile: str, increments, overrides: dict | None = None) -> dict[float, RunConfig]:
-    """Fig. 4: {increment: profile + overrides + increment_x = increment_y = increment}."""
-    out = {}
-    for inc in increments:
-        values = dict(overrides or {})
-        values.update(increment_x=float(inc), increment_y=float(inc))
-        out[float(inc)] = profile_config(profile, values)
-    return out
-
-
-def runs_for_pairs(profile: str, pairs, seeds=(0,), overrides: dict | None = None) -> dict[tuple, RunConfig]:
-    """Fig. 5: {(dx, dy, seed): profile + overrides + increment_x = dx, increment_y = dy, seed}."""
-    out = {}
-    for dx, dy in pairs:
-        for seed in seeds:
-            values = dict(overrides or {})
-            values.update(increment_x=float(dx), increment_y=float(dy), seed=int(seed))
-            out[(float(dx), float(dy), int(seed))] = profile_config(profile, values)
-    return out
-
-
-def completed_tables(configs: dict, root=None) -> dict:
-    """{key: metrics table} of finished runs; raises StoreError naming the first missing run."""
-    from .evaluate import load_metrics
-    from .pipeline import completed_run
-
-    return {key: load_metrics(completed_run(config, root)) for key, config in configs.items()}
 
 
 def group_by_pair(tables_by_key: dict) -> dict[tuple, list]:
@@ -171,14 +127,14 @@ def phase_boundaries(tables_by_increment: dict) -> pd.DataFrame:
         t = tables_by_increment[inc]
         tr = metrics.phase_transitions(t)
         last = t.iloc[-1]
-        rows.append({"increment": inc, "step_A_to_B": tr["step_B"], "step_B_to_C": tr["step_C"],
+        rows.append({"increment": inc, "step_A_to_B": tr["step_A_to_B"], "step_B_to_C": tr["step_B_to_C"],
                      "final_accuracy": float(last["accuracy"]),
                      "final_mean_r2": float(np.nanmean([last["r2_x"], last["r2_y"]]))})
     return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------
-# the reconstructed choices (PAPER.md: "ours to decide"), read from the config and constants
+# the choices the paper leaves open, read from the config and the constants
 # ---------------------------------------------------------------------------------------------
 
 def reconstructed_choices(config: RunConfig) -> pd.DataFrame:
@@ -217,12 +173,15 @@ def reconstructed_choices(config: RunConfig) -> pd.DataFrame:
          "One sample per label, drawn from the training centres, the same labels and noise at every checkpoint."),
         ("Bump detection", "metrics.BUMP_THRESHOLD, MIN_BUMP_AREA",
          f"> {m.BUMP_THRESHOLD} of full height, ≥ {m.MIN_BUMP_AREA} px, 8-connected",
-         "A bump is a bright connected region; its centre is the intensity-weighted centroid around its peak."),
+         "A bump is a bright connected region shaped like a bump (window correlation ≥ "
+         f"{m.MIN_BUMP_CORRELATION:g} with an ideal one); its centre is where an ideal bump of width σ best "
+         "matches the 7 × 7 window around its brightest pixel (to 0.01 px), which, unlike a centroid, is "
+         "not pulled inwards where the image border cuts the bump off."),
         ("Accuracy rule", "metrics.TOLERANCE_PX", f"exactly one bump, |x̂ − x| ≤ {m.TOLERANCE_PX:g} and |ŷ − y| ≤ {m.TOLERANCE_PX:g} px",
          "accuracy_x / accuracy_y apply the same rule to one coordinate."),
         ("R² (the paper's measure)", "(metrics.r2_in_sample)", "linear regression from the 3D UMAP to x (y), in-sample",
          "As the paper describes it."),
-        ("R² control", "(metrics.r2_cross_validated)", "5-fold CV ridge from the raw activations",
+        ("R² control", "(metrics.r2_cross_validated)", "leave-one-out ridge regression from the raw activations",
          "Does not depend on UMAP; an ordered 3D UMAP without it would be suspicious."),
         ("UMAP", "umap_neighbors, umap_min_dist", f"{config.umap_neighbors}, {config.umap_min_dist:g}",
          "3 components, fixed random_state = eval_seed, so embeddings repeat exactly."),

@@ -1,4 +1,4 @@
-"""`bumpdiff train | evaluate | sample | sweep`: every bad value ends in one line and exit code 2."""
+"""`bumpdiff train | evaluate | sample | sweep | export`: every bad value ends in one line and exit code 2."""
 from __future__ import annotations
 
 import argparse
@@ -50,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, default=None, help="local Dask workers (default: cores)")
     w.add_argument("--serial", action="store_true", help="no Dask: run in this process")
     w.add_argument("--out", default=None, help="where executed notebooks go (default: <data>/notebooks)")
+
+    r = sub.add_parser("report", help="a sweep's claims and runs from its finished runs (never trains); "
+                                      "exit 3 when some runs are not finished")
+    r.add_argument("sweep", help="a sweep name (see bumpdiff_core.sweep.SWEEPS)")
+    r.add_argument("--json", action="store_true", help="one strict JSON object instead of Markdown")
+
+    x = sub.add_parser("export", help="write a finished run's figure data (metrics, losses, embeddings) as CSV")
+    x.add_argument("run_dir")
+    x.add_argument("--out", required=True, help="output folder (created if needed)")
     return p
 
 
@@ -82,7 +91,7 @@ def cmd_evaluate(args) -> int:
         run.remove_stale_temps()
         # evaluation recomputes its own damaged caches, but never trusts damaged training output
         for path, problem in run.verify():
-            if path.parent.name == "checkpoints" or path.name == "losses.npz":
+            if run.is_training_output(path):
                 raise StoreError(f"{path}: {problem}; `bumpdiff train` with this run's config.json "
                                  "regenerates it")
         table = evaluate_run(run, device=args.device, progress=not args.quiet)
@@ -133,11 +142,40 @@ def cmd_sweep(args) -> int:
                      out=args.out)
 
 
+def cmd_export(args) -> int:
+    from .export import ExportError, export_run
+    from .store import Run
+
+    try:  # a missing, foreign or unfinished run folder is bad input: one line, exit 2
+        run = Run.open(args.run_dir)
+        if not run.is_complete:
+            raise ExportError(f"{run.path}: run is not finished (no COMPLETE marker); "
+                              "`bumpdiff train` with its config finishes it")
+    except StoreError as e:
+        print(f"bumpdiff: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for path in export_run(run, args.out):
+        print(path)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import sweep_report
+
+    report = sweep_report(args.sweep)
+    print(report.to_json() if args.json else report.to_markdown())
+    if report.missing:
+        print(f"bumpdiff: {len(report.missing)} run(s) of sweep {report.sweep} not finished "
+              f"(listed as missing); `bumpdiff sweep {report.sweep}` computes them", file=sys.stderr)
+    return report.exit_code
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
-                "sweep": cmd_sweep}[args.command](args)
+                "sweep": cmd_sweep, "report": cmd_report,
+                "export": cmd_export}[args.command](args)
     except ConfigError as e:
         print(f"bumpdiff: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

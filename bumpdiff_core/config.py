@@ -2,15 +2,29 @@
 
 Every field is *semantic*: changing it changes what is trained or measured, so it changes the
 run id. Things that do not change the numbers (device, thread count, data root) live outside.
+
+Each field is declared once, nanoGPT style: its type is the type of its default (a tuple is a list
+of integers), and `param(default, help, *rules)` puts its help text and allowed range in the
+field's metadata. Validation, `--set` parsing, the error texts and `allowed_range` all read that
+metadata, so the range a message states is the range that is checked.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
+import math
+import operator
+from dataclasses import dataclass, fields
+from typing import Callable, NamedTuple
 
 SCHEMA_VERSION = 1
+
+# Random streams are numbered seed * SEED_STRIDE + i (train.py: i = training step; evaluate.py:
+# i = evaluation label): distinct for distinct (seed, i) while i < SEED_STRIDE, which is above every
+# step and label count of the profiles (paper: 40,000 steps, 300 labels). Changing it changes every
+# number (tests/test_golden.py).
+SEED_STRIDE = 1_000_003
 
 
 class ConfigError(ValueError):
@@ -21,61 +35,196 @@ class ConfigError(ValueError):
         super().__init__(f"{field_name}: {message}")
 
 
+# ---------------------------------------------------------------------------------------------
+# rules: one condition on a field's value and the words that state it
+# ---------------------------------------------------------------------------------------------
+
+class Rule(NamedTuple):
+    text: Callable          # config -> "< image_size (16)"
+    holds: Callable         # (config, value) -> bool
+    depends: bool = False   # reads other fields (checked after every fixed range)
+
+
+class Ref(NamedTuple):
+    """A bound computed from the other fields, stated with its name: `< image_size (16)`."""
+    name: str
+    of: Callable      # config -> number
+
+
+def _bound(bound, c) -> tuple[object, str]:
+    """(value, words) of a bound: a number, a Ref, or a callable of the config stated by its value."""
+    if isinstance(bound, Ref):
+        value = bound.of(c)
+        return value, f"{bound.name} ({value})"
+    value = bound(c) if callable(bound) else bound
+    return value, f"{value}"
+
+
+def _comparison(symbol: str, test) -> Callable[[object], Rule]:
+    return lambda bound: Rule(lambda c: f"{symbol} {_bound(bound, c)[1]}",
+                              lambda c, v: test(v, _bound(bound, c)[0]), not isinstance(bound, (int, float)))
+
+
+gt, ge = _comparison(">", operator.gt), _comparison(">=", operator.ge)
+lt, le = _comparison("<", operator.lt), _comparison("<=", operator.le)
+
+
+def multiple_of(bound) -> Rule:
+    return Rule(lambda c: f"a multiple of {_bound(bound, c)[1]}", lambda c, v: v % _bound(bound, c)[0] == 0,
+                not isinstance(bound, (int, float)))
+
+
+def one_of(*choices) -> Rule:
+    words = [repr(x) for x in choices]
+    text = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+    return Rule(lambda c: text, lambda c, v: v in choices)
+
+
+def each(*rules: Rule, count: tuple[int, int] | None = None) -> Rule:
+    """For a list: every entry obeys `rules`; with `count`, the list has lo..hi entries."""
+    counted = f"{count[0]} to {count[1]} " if count else ""
+    return Rule(lambda c: f"{counted}integers, each " + " and ".join(r.text(c) for r in rules),
+                lambda c, v: (not count or count[0] <= len(v) <= count[1])
+                and all(r.holds(c, x) for r in rules for x in v),
+                any(r.depends for r in rules))
+
+
+def when_design(name: str, rule: Rule) -> Rule:
+    """`rule` binds only while design == name. Not always: tiny at increment 2 (tests/test_sweep.py)
+    has 16 grid positions, fewer than design_count's default 64, and must stay valid."""
+    return Rule(lambda c: f"{rule.text(c)} when design is {name!r}", lambda c, v: c.design != name or rule.holds(c, v),
+                True)
+
+
+def param(default, help: str, *rules: Rule, hash_if_default: bool = True):
+    """One config field: default (its type), help text and allowed range, declared together.
+
+    hash_if_default=False marks a field added after schema 1: omitted from the canonical JSON
+    while equal to its default, so every run id computed before it existed stays valid."""
+    return dataclasses.field(default=default,
+                             metadata=dict(help=help, rules=rules, hash_if_default=hash_if_default))
+
+
+def grid_shape(c) -> tuple[int, int]:
+    """Centres per axis (x, y) of data.centre_grid: ceil(N / d) with its 1e-6 tolerance (kept
+    equal to data.py by tests/test_config.py; not imported, data.py imports this module)."""
+    return (int(math.ceil(c.image_size / c.increment_x - 1e-6)),
+            int(math.ceil(c.image_size / c.increment_y - 1e-6)))
+
+
+_SEED = (ge(0), le(2**31 - 1))
+_PER_AXIS = Ref("grid positions per axis", lambda c: min(grid_shape(c)))
+_POSITIONS = Ref("grid positions", lambda c: grid_shape(c)[0] * grid_shape(c)[1])
+_LEVELS = Ref("len(channel_mults)", lambda c: len(c.channel_mults))
+_SIZE = Ref("image_size", lambda c: c.image_size)
+_HALVINGS = Ref("2**(len(channel_mults) - 1)", lambda c: 2 ** (len(c.channel_mults) - 1))
+
+
+def tap_layer_names(n_levels: int) -> list[str]:
+    """Forward order of tapped blocks: stem, down1..L, mid, up1..L, named layer1..layer(2L+2)."""
+    return ["stem"] + [f"down{i}" for i in range(1, n_levels + 1)] + ["mid"] + \
+           [f"up{i}" for i in range(1, n_levels + 1)]
+
+
+def _taps(n_levels: int) -> dict[str, str]:
+    """Every accepted tap_layer value -> its block: the names and the aliases layer1..layer(2L+2)."""
+    names = tap_layer_names(n_levels)
+    return {**{n: n for n in names}, **{f"layer{i}": n for i, n in enumerate(names, start=1)}}
+
+
+def _tap_choices(n_levels: int) -> str:
+    names = tap_layer_names(n_levels)
+    return f"one of layer1..layer{len(names)} or {', '.join(names)}"
+
+
+def resolve_tap(name: str, n_levels: int) -> str:
+    """Map 'layer4' (1-based position in forward order) or a block name to the block name."""
+    if name not in _taps(n_levels):
+        raise ConfigError("tap_layer", f"must be {_tap_choices(n_levels)}; got {name!r}")
+    return _taps(n_levels)[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# the config
+# ---------------------------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class RunConfig:
-    # --- data (PAPER.md: 32x32, sigma 1, increments 0.1..1.0) --------------------------------
-    image_size: int = 16            # N; N x N single-channel images
-    sigma: float = 1.0              # bump width in pixels
-    increment_x: float = 1.0        # spacing of bump centres in x (columns)
-    increment_y: float = 1.0        # spacing of bump centres in y (rows)
+    # --- data (the paper: 32x32, sigma 1, increments 0.1..1.0) ---------------------------------
+    image_size: int = param(16, "N: N x N single-channel images (the UNet halves it levels - 1 times)",
+                            multiple_of(4), multiple_of(_HALVINGS), ge(8), le(256))
+    sigma: float = param(1.0, "bump width in pixels", gt(0), le(lambda c: c.image_size / 2))
+    increment_x: float = param(1.0, "spacing of bump centres in x (columns)", gt(0), lt(_SIZE))
+    increment_y: float = param(1.0, "spacing of bump centres in y (rows)", gt(0), lt(_SIZE))
+    # --- training-set design (data.py): which grid centres are trained on ----------------------
+    design: str = param("grid", "grid: every centre; random: design_count of them; lines: design_lines "
+                        "rows and columns; holdout: all but a holdout_size square",
+                        one_of("grid", "random", "lines", "holdout"), hash_if_default=False)
+    design_count: int = param(64, "design=random: how many grid centres", ge(1), when_design("random", le(_POSITIONS)),
+                              hash_if_default=False)
+    design_seed: int = param(0, "design=random: which centres", *_SEED, hash_if_default=False)
+    design_lines: int = param(2, "design=lines: rows and columns kept", ge(1), when_design("lines", le(_PER_AXIS)),
+                              hash_if_default=False)
+    holdout_size: int = param(6, "design=holdout: side of the square of centres left out", ge(1),
+                              when_design("holdout", lt(_PER_AXIS)), hash_if_default=False)
     # --- model (conditional UNet) -------------------------------------------------------------
-    base_channels: int = 16
-    channel_mults: tuple = (1, 2, 2)  # one entry per encoder level ("three down, three up")
-    blocks_per_level: int = 1         # ResBlocks per level
-    attention_levels: tuple = ()      # encoder levels (1-based) with self-attention
-    coord_channels: bool = False      # CoordConv: two extra input channels holding x and y
-    tap_layer: str = "layer4"         # the block whose output is "the representation"
+    base_channels: int = param(16, "channels of the first level", multiple_of(4), ge(4), le(512))  # 4: GroupNorm
+    channel_mults: tuple = param((1, 2, 2), "width multiplier per encoder level (\"three down, three up\")",
+                                 each(ge(1), le(16), count=(1, 5)))
+    blocks_per_level: int = param(1, "ResBlocks per level", ge(1), le(8))
+    attention_levels: tuple = param((), "encoder levels (1-based) with self-attention", each(ge(1), le(_LEVELS)))
+    coord_channels: bool = param(False, "CoordConv: two extra input channels holding x and y")
+    conditioning: str = param("global", "global: (x, y) embedded into the conditioning vector of every block; "
+                              "separable: x and y conditioned apart (model.py)",
+                              one_of("global", "separable"), hash_if_default=False)
+    tap_layer: str = param("layer4", "the block whose output is \"the representation\"",
+                           Rule(lambda c: _tap_choices(len(c.channel_mults)),
+                                lambda c, v: v in _taps(len(c.channel_mults)), True))
     # --- diffusion (DDPM, Ho et al. 2020) -----------------------------------------------------
-    timesteps: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
+    timesteps: int = param(1000, "T, diffusion steps", ge(2), le(10000))
+    beta_start: float = param(1e-4, "beta_0 of the linear schedule", gt(0), lt(0.5))
+    beta_end: float = param(0.02, "beta_(T-1) of the linear schedule",
+                            gt(Ref("beta_start", lambda c: c.beta_start)), le(0.999))
     # --- optimisation ---------------------------------------------------------------------------
-    batch_size: int = 64
-    lr: float = 2e-3
-    lr_final_ratio: float = 0.1     # cosine decay of lr to lr * lr_final_ratio at the last step
-    weight_decay: float = 0.0
-    ema_decay: float = 0.0          # 0 = no EMA; evaluation uses EMA weights when on
-    steps: int = 1500
-    seed: int = 0
+    batch_size: int = param(64, "images per step", ge(1), le(4096))
+    lr: float = param(2e-3, "peak AdamW learning rate", gt(0), le(1))
+    lr_final_ratio: float = param(0.1, "cosine decay of lr to lr * lr_final_ratio at the last step", ge(0), le(1))
+    weight_decay: float = param(0.0, "AdamW weight decay", ge(0), le(1))
+    ema_decay: float = param(0.0, "0 = no EMA; evaluation uses EMA weights when on", ge(0), lt(1))
+    steps: int = param(1500, "training steps", ge(1), le(10_000_000))
+    seed: int = param(0, "initial weights, batches and noise", *_SEED)
     # --- checkpoint schedule: every `dense_every` steps up to `dense_until`, then log-spaced ----
-    checkpoint_dense_every: int = 100
-    checkpoint_dense_until: int = 1200
-    checkpoint_log_count: int = 4
+    checkpoint_dense_every: int = param(100, "dense checkpoint spacing", ge(1), le(10_000_000))
+    checkpoint_dense_until: int = param(1200, "last dense checkpoint", ge(0), le(10_000_000))
+    checkpoint_log_count: int = param(4, "log-spaced checkpoints after the dense ones", ge(0), le(1000))
     # --- evaluation ------------------------------------------------------------------------------
-    eval_labels: int = 100           # samples per checkpoint, one per label
-    eval_seed: int = 1234            # fixes the label set and the sampling noise
-    eval_sampler: str = "ddim"       # "ddim" (deterministic, strided) or "ddpm" (ancestral)
-    eval_sampler_steps: int = 20     # DDIM-20: benchmarks/eval_cost.py compares it with DDPM-1000
-    umap_neighbors: int = 15
-    umap_min_dist: float = 0.1
-    schema_version: int = SCHEMA_VERSION
+    eval_labels: int = param(100, "samples per checkpoint, one per label", ge(4), le(100_000))
+    eval_seed: int = param(1234, "fixes the label set and the sampling noise", *_SEED)
+    eval_sampler: str = param("ddim", "ddim (deterministic, strided) or ddpm (ancestral)", one_of("ddim", "ddpm"))
+    eval_sampler_steps: int = param(20, "DDIM-20: benchmarks/eval_cost.py compares it with DDPM-1000",
+                                    ge(1), le(Ref("timesteps", lambda c: c.timesteps)))
+    umap_neighbors: int = param(15, "UMAP n_neighbors", ge(2),
+                                le(Ref("min(200, eval_labels - 1)", lambda c: min(200, c.eval_labels - 1))))
+    umap_min_dist: float = param(0.1, "UMAP min_dist", ge(0), le(1))
+    schema_version: int = param(SCHEMA_VERSION, "layout of this config", one_of(SCHEMA_VERSION))
 
     def __post_init__(self):
         validate(self)
         # 1 and 1.0 must hash alike: store every float field as a float
-        for name, kind in _FIELD_TYPES.items():
-            if kind is float:
-                object.__setattr__(self, name, float(getattr(self, name)))
+        for f in fields(self):
+            if field_type(f) is float:
+                object.__setattr__(self, f.name, float(getattr(self, f.name)))
 
     # -- derived ---------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channel_mults"] = list(self.channel_mults)
-        d["attention_levels"] = list(self.attention_levels)
-        return d
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        d = self.to_dict()
+        for f in fields(self):
+            if not f.metadata["hash_if_default"] and getattr(self, f.name) == f.default:
+                del d[f.name]
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @property
     def run_id(self) -> str:
@@ -87,128 +236,75 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        known = _fields()
+        unknown = sorted(set(d) - set(known))
         if unknown:
             raise ConfigError(unknown[0], f"unknown field; known fields: {', '.join(sorted(known))}")
-        d = dict(d)
-        for key in ("channel_mults", "attention_levels"):
-            if key in d:
-                if not isinstance(d[key], (list, tuple)):
-                    raise ConfigError(key, f"must be a list of integers; got {d[key]!r}")
-                d[key] = tuple(d[key])
-        return cls(**d)
+        # JSON has lists; anything else that is no tuple is reported by validate
+        return cls(**{k: tuple(v) if isinstance(v, list) and field_type(known[k]) is tuple else v
+                      for k, v in d.items()})
+
+
+def _fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in fields(RunConfig)}
+
+
+def field_type(f: dataclasses.Field) -> type:
+    """The type of a field's default (nanoGPT style): bool, int, float, str or tuple."""
+    return type(f.default)
 
 
 # ---------------------------------------------------------------------------------------------
-# validation: every check names the field and the allowed range
+# validation, read from the fields' metadata
 # ---------------------------------------------------------------------------------------------
 
-def _check_type(name, value, kind):
-    if kind is bool:
-        ok = isinstance(value, bool)
-    elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif kind is str:
-        ok = isinstance(value, str)
-    elif kind is tuple:
-        ok = isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    else:
-        ok = True
-    if not ok:
-        want = {bool: "true/false", int: "an integer", float: "a number", str: "text",
-                tuple: "a list of integers"}[kind]
-        raise ConfigError(name, f"must be {want}; got {value!r}")
-    if kind is float and value != value:  # NaN
-        raise ConfigError(name, "must be a number; got nan")
+_TYPE_WORDS = {bool: "true/false", int: "an integer", float: "a number", str: "text", tuple: "a list of integers"}
+_PARSE_WORDS = {bool: "true or false", int: "an integer", float: "a finite number",
+                tuple: "a comma-separated list of integers"}
 
 
-_FIELD_TYPES = {
-    "image_size": int, "sigma": float, "increment_x": float, "increment_y": float,
-    "base_channels": int, "channel_mults": tuple, "blocks_per_level": int,
-    "attention_levels": tuple, "coord_channels": bool, "tap_layer": str, "timesteps": int,
-    "beta_start": float, "beta_end": float, "batch_size": int, "lr": float,
-    "lr_final_ratio": float, "weight_decay": float, "ema_decay": float, "steps": int, "seed": int,
-    "checkpoint_dense_every": int, "checkpoint_dense_until": int, "checkpoint_log_count": int,
-    "eval_labels": int, "eval_seed": int, "eval_sampler": str, "eval_sampler_steps": int,
-    "umap_neighbors": int, "umap_min_dist": float, "schema_version": int,
-}
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _range(name, value, lo=None, hi=None, lo_open=False, hi_open=False, text=None):
-    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or \
-          (hi is not None and (value >= hi if hi_open else value > hi))
-    if bad:
-        if text is None:
-            left = "" if lo is None else (f"> {lo}" if lo_open else f">= {lo}")
-            right = "" if hi is None else (f"< {hi}" if hi_open else f"<= {hi}")
-            text = "must be " + " and ".join(p for p in (left, right) if p)
-        raise ConfigError(name, f"{text}; got {value!r}")
+def _has_type(value, kind) -> bool:
+    if kind is int:
+        return _is_int(value)
+    if kind is float:
+        return (_is_int(value) or isinstance(value, float)) and value == value  # not NaN
+    if kind is tuple:
+        return isinstance(value, tuple) and all(_is_int(v) for v in value)
+    return isinstance(value, kind)
 
 
-def tap_layer_names(n_levels: int) -> list[str]:
-    """Forward order of tapped blocks: stem, down1..L, mid, up1..L, named layer1..layer(2L+2)."""
-    return ["stem"] + [f"down{i}" for i in range(1, n_levels + 1)] + ["mid"] + \
-           [f"up{i}" for i in range(1, n_levels + 1)]
+def _shown(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
-def resolve_tap(name: str, n_levels: int) -> str:
-    """Map 'layer4' (1-based position in forward order) or a block name to the block name."""
-    names = tap_layer_names(n_levels)
-    if name in names:
-        return name
-    if name.startswith("layer") and name[5:].isdigit() and 1 <= int(name[5:]) <= len(names):
-        return names[int(name[5:]) - 1]
-    raise ConfigError("tap_layer", f"must be one of layer1..layer{len(names)} or {', '.join(names)}; got {name!r}")
+def _allowed(f: dataclasses.Field, c) -> str | None:
+    return " and ".join(r.text(c) for r in f.metadata["rules"]) or None
 
 
 def validate(c: RunConfig) -> None:
+    """Types first (a range may read any other field), then fixed ranges, then ranges read from
+    other fields, each in field order: 6 levels of channel_mults are reported as such, not as an
+    image_size that is no multiple of 2**5. An error states the field's whole range."""
     for f in fields(c):
-        _check_type(f.name, getattr(c, f.name), _FIELD_TYPES[f.name])
-    if c.schema_version != SCHEMA_VERSION:
-        raise ConfigError("schema_version", f"must be {SCHEMA_VERSION}; got {c.schema_version!r}")
-    n_levels = len(c.channel_mults)
-    _range("channel_mults", n_levels, 1, 5, text="must have 1 to 5 levels")
-    if any(m < 1 or m > 16 for m in c.channel_mults):
-        raise ConfigError("channel_mults", f"each entry must be between 1 and 16; got {list(c.channel_mults)}")
-    factor = 2 ** (n_levels - 1)
-    if c.image_size < 8 or c.image_size > 256 or c.image_size % 8 or c.image_size % factor:
-        raise ConfigError("image_size", f"must be a multiple of 8 (and of {factor}) between 8 and 256; got {c.image_size!r}")
-    _range("sigma", c.sigma, 0, c.image_size / 2, lo_open=True, text=f"must be > 0 and <= {c.image_size / 2}")
-    for name in ("increment_x", "increment_y"):
-        _range(name, getattr(c, name), 0, c.image_size, lo_open=True, hi_open=True,
-               text=f"must be > 0 and < image_size ({c.image_size})")
-    _range("base_channels", c.base_channels, 4, 512)
-    if c.base_channels % 4:
-        raise ConfigError("base_channels", f"must be a multiple of 4 (GroupNorm groups); got {c.base_channels}")
-    _range("blocks_per_level", c.blocks_per_level, 1, 8)
-    for lvl in c.attention_levels:
-        if not 1 <= lvl <= n_levels:
-            raise ConfigError("attention_levels", f"each entry must be a level 1..{n_levels}; got {list(c.attention_levels)}")
-    resolve_tap(c.tap_layer, n_levels)
-    _range("timesteps", c.timesteps, 2, 10000)
-    _range("beta_start", c.beta_start, 0, 0.5, lo_open=True, hi_open=True, text="must be > 0 and < 0.5")
-    _range("beta_end", c.beta_end, c.beta_start, 0.999, lo_open=True, text=f"must be > beta_start ({c.beta_start}) and <= 0.999")
-    _range("batch_size", c.batch_size, 1, 4096)
-    _range("lr", c.lr, 0, 1, lo_open=True, text="must be > 0 and <= 1")
-    _range("lr_final_ratio", c.lr_final_ratio, 0, 1)
-    _range("weight_decay", c.weight_decay, 0, 1)
-    _range("ema_decay", c.ema_decay, 0, 1, hi_open=True, text="must be >= 0 and < 1")
-    _range("steps", c.steps, 1, 10_000_000)
-    _range("seed", c.seed, 0, 2**31 - 1)
-    _range("checkpoint_dense_every", c.checkpoint_dense_every, 1, 10_000_000)
-    _range("checkpoint_dense_until", c.checkpoint_dense_until, 0, 10_000_000)
-    _range("checkpoint_log_count", c.checkpoint_log_count, 0, 1000)
-    _range("eval_labels", c.eval_labels, 4, 100_000)
-    _range("eval_seed", c.eval_seed, 0, 2**31 - 1)
-    if c.eval_sampler not in ("ddim", "ddpm"):
-        raise ConfigError("eval_sampler", f"must be 'ddim' or 'ddpm'; got {c.eval_sampler!r}")
-    _range("eval_sampler_steps", c.eval_sampler_steps, 1, c.timesteps, text=f"must be between 1 and timesteps ({c.timesteps})")
-    _range("umap_neighbors", c.umap_neighbors, 2, min(200, c.eval_labels - 1),
-           text=f"must be between 2 and eval_labels - 1 ({c.eval_labels - 1})")
-    _range("umap_min_dist", c.umap_min_dist, 0, 1)
+        value, kind = getattr(c, f.name), field_type(f)
+        if not _has_type(value, kind):
+            raise ConfigError(f.name, f"must be {_TYPE_WORDS[kind]}; got {_shown(value)!r}")
+    for depends in (False, True):
+        for f in fields(c):
+            value = getattr(c, f.name)
+            if not all(r.holds(c, value) for r in f.metadata["rules"] if r.depends == depends):
+                raise ConfigError(f.name, f"must be {_allowed(f, c)}; got {_shown(value)!r}")
+
+
+def allowed_range(name: str, base: RunConfig) -> str | None:
+    """What validation allows for `name`, the other fields as in `base` (e.g. '> 0 and <= 4.0');
+    None for a field without rules."""
+    f = _fields().get(name)
+    return None if f is None else _allowed(f, base)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,22 +339,6 @@ def profile_config(name: str, overrides: dict | None = None) -> RunConfig:
     return RunConfig.from_dict(values)
 
 
-def allowed_range(name: str, base: RunConfig) -> str | None:
-    """What validation allows for the numeric field `name`, the other fields as in `base`
-    (e.g. '> 0 and <= 4.0'). Read from `validate` itself, with a value below every lower bound,
-    so the two never disagree."""
-    kind = _FIELD_TYPES.get(name)
-    if kind not in (int, float):
-        return None
-    try:
-        base.replace(**{name: kind(-1_000_000_000)})
-    except ConfigError as e:
-        if e.field_name == name:
-            text = str(e).split(": ", 1)[1].rsplit("; got", 1)[0]
-            return text.removeprefix("must be ")
-    return None
-
-
 def config_from_overrides(profile: str, override_texts) -> RunConfig:
     """A profile plus command-line `field=value` texts -> a validated config. A value that is not
     even of the field's type is reported with the field's allowed range, given the other values."""
@@ -275,38 +355,36 @@ def config_from_overrides(profile: str, override_texts) -> RunConfig:
     return config
 
 
+def _parse_value(raw: str, kind: type):
+    if kind is bool:
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ValueError
+        return raw.lower() in ("true", "1")
+    if kind is float:
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError
+        return value
+    if kind is tuple:
+        return tuple(int(v) for v in raw.strip("()[] ").split(",") if v.strip())
+    return kind(raw)  # int or str
+
+
 def parse_override(text: str, base: RunConfig | None = None) -> tuple[str, object]:
-    """Parse one `field=value` from the command line; the value is typed by the field. With
-    `base`, a type error also states the field's allowed range."""
+    """Parse one `field=value` from the command line; the value is typed by the field's default.
+    With `base`, a type error also states the field's allowed range."""
     if "=" not in text:
         raise ConfigError(text, "expected field=value")
-    name, raw = text.split("=", 1)
-    name = name.strip()
-    if name not in _FIELD_TYPES:
-        raise ConfigError(name, f"unknown field; known fields: {', '.join(sorted(_FIELD_TYPES))}")
-    kind = _FIELD_TYPES[name]
-    raw = raw.strip()
+    name, raw = (part.strip() for part in text.split("=", 1))
+    known = _fields()
+    if name not in known:
+        raise ConfigError(name, f"unknown field; known fields: {', '.join(sorted(known))}")
+    kind = field_type(known[name])
     try:
-        if kind is bool:
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            return name, raw.lower() in ("true", "1")
-        if kind is int:
-            return name, int(raw)
-        if kind is float:
-            value = float(raw)
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ValueError
-            return name, value
-        if kind is tuple:
-            raw = raw.strip("()[] ")
-            return name, tuple(int(v) for v in raw.split(",") if v.strip())
-        return name, raw
+        return name, _parse_value(raw, kind)
     except ValueError:
-        want = {bool: "true or false", int: "an integer", float: "a finite number",
-                tuple: "a comma-separated list of integers"}[kind]
         allowed = allowed_range(name, base) if base is not None else None
-        want = f"{want}, {allowed}" if allowed else want
+        want = f"{_PARSE_WORDS[kind]}, {allowed}" if allowed else _PARSE_WORDS[kind]
         raise ConfigError(name, f"must be {want}; got {raw!r}") from None
 
 

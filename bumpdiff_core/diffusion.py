@@ -1,13 +1,19 @@
-"""DDPM (Ho et al. 2020): the linear schedule, the epsilon loss (Algorithm 1) and two samplers.
+"""DDPM (Ho et al. 2020): the linear schedule, the epsilon loss (Algorithm 1) and sampling.
 
-- `ddpm_sample`: ancestral sampling, Algorithm 2, the reference (T model calls).
-- `ddim_sample`: the deterministic strided sampler of Song et al. 2021 (eta = 0), few calls.
+Sampling is one loop (`sample_loop`) around a small pure update per step, in the spirit of
+diffusers' `scheduler.step()`:
 
-Both take one seed per sample and draw that sample's noise from its own generator, so a sample is
-the same whether drawn alone or in a batch of any size. Both can average the outputs of named UNet
-blocks over the trajectory (`tap_names`): the representation and the image come from one pass.
+- `ddpm_step`: ancestral sampling, Ho et al. 2020 Algorithm 2, line 4 (T model calls).
+- `ddim_step`: the deterministic strided update of Song et al. 2021, eq. 12 with eta = 0.
+
+Noise comes in as NVlabs/edm passes it: a `randn_like` callable that draws each sample's noise
+from that sample's own generator (`PerSampleNoise`), so a sample is the same whether drawn alone
+or in a batch of any size. The loop can average the outputs of named UNet blocks over the
+trajectory (`tap_names`): the representation and the image come from one pass.
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
@@ -28,6 +34,13 @@ class LinearSchedule:
     def from_config(cls, config) -> "LinearSchedule":
         return cls(config.timesteps, config.beta_start, config.beta_end)
 
+    def to(self, device) -> "LinearSchedule":
+        """The same schedule with its tensors on `device` (the sampling loop indexes them there)."""
+        moved = copy.copy(self)
+        moved.betas, moved.alphas, moved.alphas_cumprod = (
+            s.to(device) for s in (self.betas, self.alphas, self.alphas_cumprod))
+        return moved
+
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)."""
         abar = self.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
@@ -46,12 +59,39 @@ def epsilon_loss(model, schedule: LinearSchedule, x0, xy, generator: torch.Gener
     return torch.mean((model(schedule.add_noise(x0, noise, t), t, xy) - noise) ** 2)
 
 
-def per_sample_generators(seeds) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+class PerSampleNoise:
+    """One torch.Generator per sample seed (NVlabs/edm's StackedRandomGenerator): `randn_like(x)`
+    draws row i of x from generator i, on the CPU, so the numbers are the same on any device."""
+
+    def __init__(self, seeds):
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def randn_like(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.randn(x.shape[1:], generator=g) for g in self.generators]).to(x.device)
 
 
-def _noise(generators, shape, device) -> torch.Tensor:
-    return torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
+def ddpm_step(schedule: LinearSchedule, x, eps, t: int, t_next=None, noise=None) -> torch.Tensor:
+    """Algorithm 2, line 4 (ancestral): x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t)
+    + sigma_t z with sigma_t^2 = beta_t; `noise` is z, None at t = 0 (the last step adds none)."""
+    betas, alphas, abar = schedule.betas, schedule.alphas, schedule.alphas_cumprod
+    x = (x - betas[t] / (1 - abar[t]).sqrt() * eps) / alphas[t].sqrt()
+    return x if noise is None else x + betas[t].sqrt() * noise
+
+
+def ddim_step(schedule: LinearSchedule, x, eps, t: int, t_next=None, noise=None) -> torch.Tensor:
+    """DDIM, eta = 0 (Song et al. 2021, eq. 12): predict x_0 (clipped to [-1, 1]), re-derive eps from
+    it, and jump to timestep `t_next`; at the last step (t_next None) return x_0. `noise` is unused."""
+    abar = schedule.alphas_cumprod
+    x0 = ((x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()).clamp(-1, 1)
+    if t_next is None:
+        return x0
+    eps = (x - abar[t].sqrt() * x0) / (1 - abar[t]).sqrt()
+    return abar[t_next].sqrt() * x0 + (1 - abar[t_next]).sqrt() * eps
+
+
+def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
+    """`steps` evenly spaced timesteps from T-1 down to 0 (all T of them when steps == T)."""
+    return [int(t) for t in np.linspace(timesteps - 1, 0, steps).round().astype(int)]
 
 
 class _TapAverager:
@@ -76,60 +116,44 @@ class _TapAverager:
 
 
 @torch.no_grad()
-def ddpm_sample(model, schedule: LinearSchedule, xy: torch.Tensor, seeds, tap_names=(), progress=None):
-    """Algorithm 2 (ancestral): x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sigma_t z,
-    sigma_t^2 = beta_t. Returns (images in [-1, 1], {tap name: trajectory-mean activations})."""
+def sample_loop(model, schedule: LinearSchedule, xy: torch.Tensor, timesteps, step, randn_like,
+                stochastic: bool, tap_names=(), progress=None):
+    """x_T ~ N(0, I) from `randn_like`; then for each t in `timesteps` (descending): eps = model(x_t),
+    x = step(schedule, x, eps, t, t_next, noise), with fresh noise from `randn_like` before every
+    step but the last when `stochastic`. Returns (images clamped to [-1, 1], {tap: trajectory mean})."""
     device = xy.device
     n, size = xy.shape[0], model.image_size
-    gens = per_sample_generators(seeds)
-    x = _noise(gens, (1, size, size), device)
+    schedule = schedule.to(device)
+    x = randn_like(torch.empty((n, 1, size, size), device=device))
     taps = _TapAverager(tap_names)
-    betas, alphas, abar = (s.to(device) for s in (schedule.betas, schedule.alphas, schedule.alphas_cumprod))
-    for t in reversed(range(schedule.timesteps)):
+    for i, t in enumerate(timesteps):
+        t_next = timesteps[i + 1] if i + 1 < len(timesteps) else None
         record = taps.record()
         eps = model(x, torch.full((n,), t, device=device, dtype=torch.long), xy, taps=record)
         taps.add(record)
-        x = (x - betas[t] / (1 - abar[t]).sqrt() * eps) / alphas[t].sqrt()
-        if t > 0:
-            x = x + betas[t].sqrt() * _noise(gens, (1, size, size), device)
-        if progress is not None:
-            progress.update(1)
-    return x.clamp(-1, 1), taps.means()
-
-
-def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
-    """`steps` evenly spaced timesteps from T-1 down to 0 (all T of them when steps == T)."""
-    return [int(t) for t in np.linspace(timesteps - 1, 0, steps).round().astype(int)]
-
-
-@torch.no_grad()
-def ddim_sample(model, schedule: LinearSchedule, xy: torch.Tensor, seeds, steps: int = 50,
-                tap_names=(), progress=None):
-    """Deterministic DDIM (eta = 0): predict x_0 (clipped to [-1, 1]), re-derive eps from it, and
-    jump to the next strided timestep. Only x_T is random, drawn per sample."""
-    device = xy.device
-    n, size = xy.shape[0], model.image_size
-    x = _noise(per_sample_generators(seeds), (1, size, size), device)
-    taps = _TapAverager(tap_names)
-    abar = schedule.alphas_cumprod.to(device)
-    ts = ddim_timesteps(schedule.timesteps, steps)
-    for i, t in enumerate(ts):
-        record = taps.record()
-        eps = model(x, torch.full((n,), t, device=device, dtype=torch.long), xy, taps=record)
-        taps.add(record)
-        x0 = ((x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()).clamp(-1, 1)
-        eps = (x - abar[t].sqrt() * x0) / (1 - abar[t]).sqrt()
-        if i + 1 < len(ts):
-            a_next = abar[ts[i + 1]]
-            x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
-        else:
-            x = x0
+        noise = randn_like(x) if stochastic and t_next is not None else None
+        x = step(schedule, x, eps, t, t_next, noise)
         if progress is not None:
             progress.update(1)
     return x.clamp(-1, 1), taps.means()
 
 
 def sample(model, schedule, xy, seeds, sampler: str = "ddim", steps: int = 50, tap_names=(), progress=None):
+    """One sample per (x, y) row of `xy` and seed: "ddpm" visits all T timesteps (`steps` unused),
+    "ddim" `steps` strided ones."""
+    noise = PerSampleNoise(seeds)
     if sampler == "ddpm":
-        return ddpm_sample(model, schedule, xy, seeds, tap_names=tap_names, progress=progress)
-    return ddim_sample(model, schedule, xy, seeds, steps=steps, tap_names=tap_names, progress=progress)
+        return sample_loop(model, schedule, xy, list(range(schedule.timesteps - 1, -1, -1)), ddpm_step,
+                           noise.randn_like, True, tap_names, progress)
+    if sampler == "ddim":
+        return sample_loop(model, schedule, xy, ddim_timesteps(schedule.timesteps, steps), ddim_step,
+                           noise.randn_like, False, tap_names, progress)
+    raise ValueError(f"sampler must be 'ddim' or 'ddpm'; got {sampler!r}")
+
+
+def ddpm_sample(model, schedule, xy, seeds, tap_names=(), progress=None):
+    return sample(model, schedule, xy, seeds, "ddpm", tap_names=tap_names, progress=progress)
+
+
+def ddim_sample(model, schedule, xy, seeds, steps: int = 50, tap_names=(), progress=None):
+    return sample(model, schedule, xy, seeds, "ddim", steps, tap_names, progress)

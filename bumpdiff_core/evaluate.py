@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from . import metrics
-from .config import checkpoint_steps, resolve_tap
-from .data import eval_labels
+from .config import SEED_STRIDE, checkpoint_steps, resolve_tap
+from .data import evaluation_positions
 from .diffusion import LinearSchedule, sample
 from .manifold import umap_embed
 from .store import CorruptFileError, Run
@@ -19,12 +19,11 @@ from .train import load_weights, pick_device
 
 METRIC_COLUMNS = ["step", "loss", "accuracy", "accuracy_x", "accuracy_y", "frac_0", "frac_1",
                   "frac_multi", "r2_x", "r2_y", "r2_x_raw", "r2_y_raw", "phase"]
-_SAMPLE_SEED_STRIDE = 1_000_003
 
 
 def sample_seeds(config, n: int) -> np.ndarray:
     """One noise seed per evaluation label, the same at every checkpoint (only the model changes)."""
-    return config.eval_seed * _SAMPLE_SEED_STRIDE + np.arange(n)
+    return config.eval_seed * SEED_STRIDE + np.arange(n)
 
 
 def sample_checkpoint(run: Run, step: int, device=None, sampler=None, sampler_steps=None,
@@ -33,7 +32,7 @@ def sample_checkpoint(run: Run, step: int, device=None, sampler=None, sampler_st
     c = run.config
     device = pick_device(device)
     model = load_weights(run, step, device)
-    labels = eval_labels(c) if labels is None else np.asarray(labels, dtype=np.float32)
+    labels = evaluation_positions(c) if labels is None else np.asarray(labels, dtype=np.float32)
     taps = model.tap_names if tap_names is None else tap_names
     xy = torch.as_tensor(labels, dtype=torch.float32, device=device)
     images, activations = sample(model, LinearSchedule.from_config(c), xy, sample_seeds(c, len(labels)),
@@ -106,8 +105,7 @@ def _interval_loss(run: Run, step: int, losses) -> float:
 
 
 def load_losses(run: Run):
-    path = run.path / "losses.npz"
-    return run.load_arrays(path)["losses"] if path.exists() else None
+    return run.load_arrays(run.losses_path)["losses"] if run.losses_path.exists() else None
 
 
 def evaluate_run(run: Run, device=None, progress: bool = True):
@@ -135,9 +133,12 @@ def load_metrics(run: Run):
     return pd.read_csv(io.BytesIO(run.read_bytes(run.metrics_path)))
 
 
-def load_evaluation(run: Run, step: int) -> dict:
-    """Samples, labels, activations and the UMAP embedding of one evaluated checkpoint."""
+def load_evaluation(run: Run, step: int, detect: bool = True) -> dict:
+    """Samples, labels, activations and the UMAP embedding of one evaluated checkpoint, plus the
+    bump detection of its samples (`bump_count`, `centres`) unless `detect` is False. Pages read a
+    run through `view.RunView`, which reads each checkpoint once and detects bumps on first use."""
     out = run.load_arrays(run.eval_path(step))
     out.update(run.load_arrays(run.umap_path(step)))
-    out["bump_count"], out["centres"] = metrics.detect_bumps(out["samples"], run.config.sigma)
+    if detect:
+        out["bump_count"], out["centres"] = metrics.detect_bumps(out["samples"], run.config.sigma)
     return out

@@ -64,7 +64,7 @@ def umap_embed(latents: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1
             latents = np.nan_to_num(latents, nan=0.0, posinf=0.0, neginf=0.0)
         reducer = umap.UMAP(n_components=3, n_neighbors=min(n_neighbors, len(latents) - 1),
                             min_dist=min_dist, random_state=random_state, init="spectral")
-        from .store import fault_point
+        from .faults import fault_point
         fault_point("umap")  # tests/test_reliability*.py: kill a process mid-UMAP
         return reducer.fit_transform(latents).astype(np.float32)
 

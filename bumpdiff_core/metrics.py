@@ -1,6 +1,6 @@
 """Scoring samples and representations: bump detection, accuracy, R^2, phase labels.
 
-Definitions (PAPER.md leaves them to us; each is a constant here, used everywhere):
+Definitions (the paper leaves them open; each is a constant here, used everywhere):
 
 - A *bump* is a connected region (8-neighbourhood) of at least `MIN_BUMP_AREA` pixels brighter
   than half the bump's height (`BUMP_THRESHOLD` on the [0, 1] scale). Its centre is where an
@@ -102,13 +102,21 @@ def _best_matching_centre(window, xx, yy, cx, cy, sigma):
     return best
 
 
+def placement(counts: np.ndarray, centres: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The accuracy rule, per sample: (x right, y right), each True when the sample has exactly
+    one bump and that coordinate of its centre is within `TOLERANCE_PX` of the label."""
+    single = np.asarray(counts) == 1
+    with np.errstate(invalid="ignore"):
+        err = np.abs(np.asarray(centres, dtype=np.float64) - np.asarray(labels, dtype=np.float64))
+        return single & (err[:, 0] <= TOLERANCE_PX), single & (err[:, 1] <= TOLERANCE_PX)
+
+
 def score_samples(counts: np.ndarray, centres: np.ndarray, labels: np.ndarray) -> dict:
     """Accuracy and bump-count fractions of one evaluation (labels (B, 2) as (x, y))."""
     single = counts == 1
+    ok_x, ok_y = placement(counts, centres, labels)
     with np.errstate(invalid="ignore"):
         err = np.abs(centres - labels)
-        ok_x = single & (err[:, 0] <= TOLERANCE_PX)
-        ok_y = single & (err[:, 1] <= TOLERANCE_PX)
         dist = np.hypot(err[:, 0], err[:, 1])
     return {
         "accuracy": float(np.mean(ok_x & ok_y)),
@@ -173,9 +181,22 @@ def phase_label(frac_1: float, accuracy: float) -> str:
     return "C" if accuracy >= PHASE_ACCURATE else "B"
 
 
-def phase_transitions(table) -> dict:
-    """First step labelled B-or-later and first step labelled C (NaN when never reached)."""
+def first_step_of_phase(table) -> dict:
+    """{phase: the first checkpoint step labelled with it, or None when no checkpoint is}, for A, B
+    and C, from a metrics table (rows in step order). The one definition of when a phase starts."""
     steps = table["step"].to_numpy()
     phases = table["phase"].to_numpy()
-    first = lambda mask: float(steps[mask][0]) if mask.any() else float("nan")  # noqa: E731
-    return {"step_B": first(phases != "A"), "step_C": first(phases == "C")}
+    out = {}
+    for p in "ABC":
+        hits = np.flatnonzero(phases == p)
+        out[p] = int(steps[hits[0]]) if len(hits) else None
+    return out
+
+
+def phase_transitions(table) -> dict:
+    """Steps of the transitions A -> B (the first checkpoint labelled B or C: a run may skip B)
+    and B -> C (the first labelled C), NaN when never reached; from `first_step_of_phase`."""
+    first = first_step_of_phase(table)
+    later = [first[p] for p in "BC" if first[p] is not None]
+    return {"step_A_to_B": float(min(later)) if later else float("nan"),
+            "step_B_to_C": float("nan") if first["C"] is None else float(first["C"])}

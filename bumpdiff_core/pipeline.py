@@ -5,7 +5,7 @@ import numpy as np
 
 from .config import ConfigError, RunConfig
 from .evaluate import evaluate_run
-from .store import Run
+from .store import Run, RunLayout, StoreError
 from .train import Trainer
 
 
@@ -20,7 +20,7 @@ def ensure_run(config: RunConfig, device=None, threads: int | None = None, progr
     """
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise ConfigError("threads", f"must be a whole number >= 1; got {threads!r}")
-    run = Run.create(config, root)
+    run = Run.create_or_open(config, root)
     if run.is_complete and not run.verify():
         return run
     with run.lock(on_wait=lambda: print(f"waiting: {run.path} is being computed by another process", flush=True)):
@@ -33,12 +33,12 @@ def ensure_run(config: RunConfig, device=None, threads: int | None = None, progr
         for path, problem in damaged:
             print(f"warning: {path}: {problem}; recomputing it", flush=True)
             run.remove(path)
-            if path.parent.name == "checkpoints":
-                step = int(path.stem.split("_")[1])
+            step = run.checkpoint_step(path)
+            if step is not None:
                 regenerate_from = step if regenerate_from is None else min(regenerate_from, step)
         trainer = Trainer(run, device=device, threads=threads, progress=progress)
         trainer.train(resume_at_most=regenerate_from)
-        run.save_arrays(run.path / "losses.npz", losses=np.asarray(trainer.losses, dtype=np.float32))
+        run.save_arrays(run.losses_path, losses=np.asarray(trainer.losses, dtype=np.float32))
         evaluate_run(run, device=device, progress=progress)
         run.mark_complete()
     return run
@@ -46,9 +46,7 @@ def ensure_run(config: RunConfig, device=None, threads: int | None = None, progr
 
 def completed_run(config: RunConfig, root=None) -> Run:
     """The finished run for `config`, for analysis code that must never train (the book)."""
-    from .store import StoreError, runs_root
-
-    path = runs_root(root) / config.run_id
-    if not (path / "COMPLETE").exists():
-        raise StoreError(f"{path}: run not computed yet (train it with `bumpdiff train` or `bumpdiff sweep`)")
-    return Run.open(path)
+    layout = RunLayout.of(config.run_id, root)
+    if not layout.is_complete:
+        raise StoreError(f"{layout.path}: run not computed yet (train it with `bumpdiff train` or `bumpdiff sweep`)")
+    return Run.open(layout.path)

@@ -1,4 +1,4 @@
-"""Run directories: atomic writes, content hashes, safetensors, locks, lookup.
+"""Run directories: layout, atomic writes, content hashes, safetensors, locks.
 
     <data root>/runs/<run_id>/
         config.json          the semantic config (its hash is run_id)
@@ -6,17 +6,21 @@
         manifest.json        size + sha256 of every file written here, checked on every read
         checkpoints/step_0000500.safetensors     weights (EMA weights when EMA is on)
         states/step_0000500.safetensors          weights + optimizer + EMA + loss log, the 2 newest (resume)
+        losses.npz                               the training loss of every step
         evals/step_0000500.npz                   samples, labels, bump detection, tapped activations
         umap/step_0000500.npz                    3D UMAP embedding of the tapped activations
         metrics.csv                              one row per evaluated checkpoint
         COMPLETE                                 written last: the run is finished
+        .lock, .manifest.lock                    lock files (the run's computation; manifest updates)
 
-Every write goes to a temporary file in the same folder and is renamed into place, so a reader
-(or a process killed mid-write) never sees a torn file; leftovers of killed writes (`.*.tmp`) are
-removed by the next process that takes the run's lock. Updates of manifest.json are serialised by
-their own lock, so concurrent writers never lose each other's entries. Nothing here unpickles:
-weights go through safetensors, tables through CSV, arrays through `np.load(allow_pickle=False)`,
-configs through JSON.
+`RunLayout` knows these names and nothing else (`RunLayout.of(run_id, root)` gives a run's paths
+without opening it), `Manifest` the hashes, and `Run` (a layout with a config) does every read and
+write. Every write goes to a temporary file in the same folder and is renamed into place
+(bumpdiff_core/atomic.py), so a reader (or a process killed mid-write) never sees a torn file;
+leftovers of killed writes (`.*.tmp`) are removed by the next process that takes the run's lock.
+Updates of manifest.json are serialised by their own lock, so concurrent writers never lose each
+other's entries. Nothing here unpickles: weights go through safetensors, tables through CSV,
+arrays through `np.load(allow_pickle=False)`, configs through JSON.
 
 Damage policy (enforced in `pipeline.ensure_run` and the CLI): a damaged config.json or
 manifest.json is refused with its path; damaged derived files are recomputed; a damaged checkpoint
@@ -26,22 +30,21 @@ regenerated file identical), and refused by commands that only read it (`evaluat
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
 import os
 import re
-import signal
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_bytes, atomic_write_json, file_lock, remove_temp_files
 from .config import ConfigError, RunConfig
 
-COMPLETE = "COMPLETE"
+__all__ = ["StoreError", "CorruptFileError", "data_root", "runs_root", "read_json", "RunLayout", "Manifest",
+           "Run", "atomic_write_bytes", "atomic_write_json"]  # the last two: for other outputs
 
 
 class StoreError(RuntimeError):
@@ -60,220 +63,227 @@ def runs_root(root: Path | None = None) -> Path:
     return (Path(root) if root else data_root()) / "runs"  # accept str paths too
 
 
-# --------------------------------------------------------------------------------------------
-# fault injection, for the reliability tests only
-# --------------------------------------------------------------------------------------------
-
-_fault_hits: dict[str, int] = {}
-
-
-def fault_point(point: str, target: str = "") -> None:
-    """SIGKILL this process at a named point when $BUMPDIFF_FAULT asks for it (inert when unset).
-
-    BUMPDIFF_FAULT = "<point>[:<target>][#<nth>]" kills at the nth (default first) time the point
-    is reached with a matching target. Points: `step:<s>` (inside training step s, gradients
-    computed, optimizer step not yet taken), `save:<path tail>` (just before that file's write
-    starts), `write:<path tail>` (half the file written to its temporary file), `umap` (inside a
-    UMAP embedding). tests/test_reliability*.py use it to kill real processes at exact places.
-    """
-    spec = os.environ.get("BUMPDIFF_FAULT")
-    if not spec:
-        return
-    spec, _, nth = spec.partition("#")
-    want_point, _, want_target = spec.partition(":")
-    if want_point != point or (want_target and target != want_target
-                               and not target.endswith("/" + want_target)):
-        return
-    _fault_hits[spec] = _fault_hits.get(spec, 0) + 1
-    if _fault_hits[spec] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-# --------------------------------------------------------------------------------------------
-# atomic writes
-# --------------------------------------------------------------------------------------------
-
-TEMP_FILE = re.compile(r"^\..+\.tmp$")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file + rename; an OSError (e.g. a full disk) names `path`."""
-    path = Path(path)
-    fault_point("save", str(path))
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            half = len(data) // 2
-            f.write(data[:half])
-            f.flush()
-            fault_point("write", str(path))
-            f.write(data[half:])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno is not None and not e.filename:
-            raise type(e)(e.errno, e.strerror or str(e), str(path)) from None
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
 def read_json(path: Path):
     path = Path(path)
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CorruptFileError(f"{path}: not valid JSON ({e})") from None
 
 
-# --------------------------------------------------------------------------------------------
-# a run directory
-# --------------------------------------------------------------------------------------------
+# --- where a run's files live ---------------------------------------------------------------------
 
-class Run:
-    """One run directory. Writes go through `write_bytes`, which records size and sha256."""
+class RunLayout:
+    """The paths of one run folder (the layout in this module's docstring). Reads no file; the
+    only disk access is listing which steps are present and whether the run is marked complete."""
+
+    CONFIG, META, MANIFEST, LOSSES, METRICS, COMPLETE = (
+        "config.json", "meta.json", "manifest.json", "losses.npz", "metrics.csv", "COMPLETE")
+    LOCK, MANIFEST_LOCK = ".lock", ".manifest.lock"
+    CHECKPOINTS, STATES, EVALS, UMAP = "checkpoints", "states", "evals", "umap"
+    # files bumpdiff writes through `Run.write_bytes`; anything else in the folder is left alone
+    RECORDED = re.compile(r"^((checkpoints|states)/step_\d+\.safetensors|(evals|umap)/step_\d+\.npz"
+                          r"|metrics\.csv|losses\.npz)$")
+    _STEP_FILE = re.compile(r"^step_(\d+)\.(safetensors|npz)$")
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @classmethod
+    def of(cls, run_id: str, root=None) -> "RunLayout":
+        """The layout of run `run_id` under data root `root` (default: $BUMPDIFF_DATA or ./data)."""
+        return cls(runs_root(root) / run_id)
+
+    # -- files and markers ------------------------------------------------------------------------
+    config_path = property(lambda self: self.path / self.CONFIG)
+    meta_path = property(lambda self: self.path / self.META)
+    manifest_path = property(lambda self: self.path / self.MANIFEST)
+    losses_path = property(lambda self: self.path / self.LOSSES)
+    metrics_path = property(lambda self: self.path / self.METRICS)
+    complete_path = property(lambda self: self.path / self.COMPLETE, doc="the completion marker")
+    lock_path = property(lambda self: self.path / self.LOCK)
+    manifest_lock_path = property(lambda self: self.path / self.MANIFEST_LOCK)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.complete_path.exists()
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.path / self.CHECKPOINTS / f"step_{step:07d}.safetensors"
+
+    def train_state_path(self, step: int) -> Path:
+        return self.path / self.STATES / f"step_{step:07d}.safetensors"
+
+    def eval_path(self, step: int) -> Path:
+        return self.path / self.EVALS / f"step_{step:07d}.npz"
+
+    def umap_path(self, step: int) -> Path:
+        return self.path / self.UMAP / f"step_{step:07d}.npz"
+
+    # -- what is there ------------------------------------------------------------------------------
+    def _steps_in(self, folder: str) -> list[int]:
+        return sorted(int(p.stem.split("_")[1]) for p in (self.path / folder).glob("step_*.safetensors"))
+
+    def checkpoint_steps_on_disk(self) -> list[int]:
+        return self._steps_in(self.CHECKPOINTS)
+
+    def train_state_steps(self) -> list[int]:
+        return self._steps_in(self.STATES)
+
+    def checkpoint_step(self, path) -> int | None:
+        """The step of `path` when it is one of this run's checkpoint files, else None."""
+        path = Path(path)
+        m = self._STEP_FILE.match(path.name)
+        return int(m.group(1)) if m and path.parent == self.path / self.CHECKPOINTS else None
+
+    def is_training_output(self, path) -> bool:
+        """Whether `path` is written by training alone (a checkpoint, losses.npz), so that only
+        `bumpdiff train` can regenerate it."""
+        path = Path(path)
+        return path.parent == self.path / self.CHECKPOINTS or path == self.losses_path
+
+
+# --- manifest.json: size + sha256 of everything written -------------------------------------------
+
+class Manifest:
+    """Size and sha256 of every file written into `folder`, keyed by its path relative to it and
+    kept in `file`. Read-modify-writes are serialised by `lock_file` (a lock of their own: the run
+    lock is held for a whole computation), across processes and threads."""
+
+    def __init__(self, folder: Path, file: Path, lock_file: Path):
+        self.folder, self.file, self.lock_file = Path(folder), Path(file), Path(lock_file)
+
+    def key(self, path) -> str:
+        return str(Path(path).relative_to(self.folder))
+
+    def entries(self) -> dict:
+        """{relative path: {"size", "sha256"}}; CorruptFileError for a damaged manifest."""
+        entries = read_json(self.file) if self.file.exists() else {}
+        if not isinstance(entries, dict) or not all(
+                isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)
+                for v in entries.values()):
+            raise CorruptFileError(f"{self.file}: not a bumpdiff manifest (entries must hold size and sha256)")
+        return entries
+
+    def _update(self, path, entry: dict | None) -> None:
+        with file_lock(self.lock_file):
+            entries = self.entries()
+            if entry is None:
+                entries.pop(self.key(path), None)
+            else:
+                entries[self.key(path)] = entry
+            atomic_write_json(self.file, entries)
+
+    def record(self, path, data: bytes) -> None:
+        self._update(path, {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+
+    def forget(self, path) -> None:
+        self._update(path, None)
+
+    def _unrecorded(self) -> str:
+        return f"not recorded in {self.file.name} (not written by bumpdiff)"
+
+    @staticmethod
+    def _problem(data: bytes, entry: dict) -> str | None:
+        if len(data) != entry["size"]:
+            return f"truncated or extended ({len(data)} bytes, {entry['size']} recorded)"
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            return "content hash differs from the one recorded when written"
+        return None
+
+    def check(self, path, data: bytes) -> None:
+        """CorruptFileError naming `path` unless `data`, read from it, is what was recorded."""
+        entry = self.entries().get(self.key(path))
+        problem = self._unrecorded() if entry is None else self._problem(data, entry)
+        if problem:
+            raise CorruptFileError(f"{path}: {problem}")
+
+    def verify(self, recorded: re.Pattern) -> list[tuple[Path, str]]:
+        """(path, problem) for every entry whose file is missing, truncated or altered, and for
+        every file whose relative path matches `recorded` but has no entry."""
+        entries = self.entries()
+        problems = []
+        for rel, entry in sorted(entries.items()):
+            path = self.folder / rel
+            try:
+                problem = self._problem(path.read_bytes(), entry)
+            except FileNotFoundError:
+                problem = f"missing (recorded in {self.file.name})"
+            if problem:
+                problems.append((path, problem))
+        for path in sorted(self.folder.rglob("*")):
+            rel = path.relative_to(self.folder).as_posix()
+            if path.is_file() and rel not in entries and recorded.match(rel):
+                problems.append((path, self._unrecorded()))
+        return problems
+
+
+# --- a run ----------------------------------------------------------------------------------------
+
+class Run(RunLayout):
+    """One run folder and its config. Writes go through `write_bytes`, which records size and
+    sha256 in the manifest; reads through `read_bytes`, which refuses a file that differs."""
 
     def __init__(self, path: Path, config: RunConfig):
-        self.path = Path(path)
+        super().__init__(path)
         self.config = config
+        self.manifest = Manifest(self.path, self.manifest_path, self.manifest_lock_path)
 
     # -- lookup --------------------------------------------------------------------------------
     @classmethod
-    def create(cls, config: RunConfig, root: Path | None = None) -> "Run":
-        """Open the run for `config`, creating its folder and config.json when new."""
-        path = runs_root(root) / config.run_id
-        new_folder = not path.exists()
-        path.mkdir(parents=True, exist_ok=True)
-        run = cls(path, config)
-        cfg_file = path / "config.json"
-        if cfg_file.exists():
-            Run.open(path)  # validates the stored config against its folder name
+    def create_or_open(cls, config: RunConfig, root: Path | None = None) -> "Run":
+        """The run for `config`: opened when its folder holds a config.json (validated against
+        the folder name), else created with one."""
+        layout = RunLayout.of(config.run_id, root)
+        new_folder = not layout.path.exists()
+        layout.path.mkdir(parents=True, exist_ok=True)
+        if layout.config_path.exists():
+            Run.open(layout.path)  # validates the stored config against its folder name
         else:
             try:
-                atomic_write_json(cfg_file, config.to_dict())
+                atomic_write_json(layout.config_path, config.to_dict())
             except BaseException:
                 if new_folder:  # e.g. a full disk: leave no empty run folder behind
                     with contextlib.suppress(OSError):
-                        path.rmdir()
+                        layout.path.rmdir()
                 raise
-        return run
+        return cls(layout.path, config)
 
     @classmethod
     def open(cls, path) -> "Run":
         """Open an existing run directory, refusing anything that is not one."""
-        path = Path(path)
-        if not path.is_dir():
-            raise StoreError(f"{path}: not a run directory (no such folder)")
-        cfg_file = path / "config.json"
+        layout = RunLayout(path)
+        if not layout.path.is_dir():
+            raise StoreError(f"{layout.path}: not a run directory (no such folder)")
+        cfg_file = layout.config_path
         if not cfg_file.is_file():
-            raise StoreError(f"{path}: not a run directory (no config.json)")
+            raise StoreError(f"{layout.path}: not a run directory (no {layout.CONFIG})")
         try:
             config = RunConfig.from_dict(read_json(cfg_file))
-        except ConfigError as e:
+        except (ConfigError, TypeError) as e:
             raise CorruptFileError(f"{cfg_file}: invalid config ({e})") from None
-        except TypeError as e:
-            raise CorruptFileError(f"{cfg_file}: invalid config ({e})") from None
-        if config.run_id != path.name:
-            raise CorruptFileError(f"{cfg_file}: config hashes to {config.run_id}, not to the folder name {path.name}")
-        return cls(path, config)
+        if config.run_id != layout.path.name:
+            raise CorruptFileError(f"{cfg_file}: config hashes to {config.run_id}, not to the folder name "
+                                   f"{layout.path.name}")
+        return cls(layout.path, config)
 
-    # -- files -------------------------------------------------------------------------------------
-    def checkpoint_path(self, step: int) -> Path:
-        return self.path / "checkpoints" / f"step_{step:07d}.safetensors"
-
-    def eval_path(self, step: int) -> Path:
-        return self.path / "evals" / f"step_{step:07d}.npz"
-
-    def umap_path(self, step: int) -> Path:
-        return self.path / "umap" / f"step_{step:07d}.npz"
-
-    def train_state_path(self, step: int) -> Path:
-        return self.path / "states" / f"step_{step:07d}.safetensors"
-
-    def train_state_steps(self) -> list[int]:
-        return sorted(int(p.stem.split("_")[1]) for p in (self.path / "states").glob("step_*.safetensors"))
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.csv"
-
-    @property
-    def is_complete(self) -> bool:
-        return (self.path / COMPLETE).exists()
-
-    def checkpoint_steps_on_disk(self) -> list[int]:
-        return sorted(int(p.stem.split("_")[1]) for p in (self.path / "checkpoints").glob("step_*.safetensors"))
-
-    # -- manifest: size + sha256 of everything written -------------------------------------------
-    def _manifest(self) -> dict:
-        f = self.path / "manifest.json"
-        manifest = read_json(f) if f.exists() else {}
-        if not isinstance(manifest, dict) or not all(
-                isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)
-                for v in manifest.values()):
-            raise CorruptFileError(f"{f}: not a bumpdiff manifest (entries must hold size and sha256)")
-        return manifest
-
-    @contextlib.contextmanager
-    def _manifest_lock(self):
-        """Serialise read-modify-write of manifest.json across processes and threads (its own
-        lock file: the run lock is held for a whole computation)."""
-        with open(self.path / ".manifest.lock", "a+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-
-    def _update_manifest(self, rel: str, entry: dict | None) -> None:
-        with self._manifest_lock():
-            manifest = self._manifest()
-            if entry is None:
-                manifest.pop(rel, None)
-            else:
-                manifest[rel] = entry
-            atomic_write_json(self.path / "manifest.json", manifest)
-
+    # -- bytes, checked against the manifest ---------------------------------------------------------
     def write_bytes(self, path: Path, data: bytes) -> None:
         atomic_write_bytes(path, data)
-        self._update_manifest(str(Path(path).relative_to(self.path)),
-                              {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        self.manifest.record(path, data)
 
     def remove(self, path: Path) -> None:
         """Delete a file and its manifest entry (pruned train states, damaged files)."""
         Path(path).unlink(missing_ok=True)
-        self._update_manifest(str(Path(path).relative_to(self.path)), None)
+        self.manifest.forget(path)
 
     def read_bytes(self, path: Path) -> bytes:
         """Read a file written by `write_bytes`, refusing it when size or hash differ."""
         path = Path(path)
-        rel = str(path.relative_to(self.path))
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing")
         data = path.read_bytes()
-        entry = self._manifest().get(rel)
-        if entry is None:
-            raise CorruptFileError(f"{path}: not recorded in manifest.json (not written by bumpdiff)")
-        if len(data) != entry["size"]:
-            raise CorruptFileError(f"{path}: truncated or extended ({len(data)} bytes, {entry['size']} recorded)")
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise CorruptFileError(f"{path}: content hash differs from the one recorded when written")
+        self.manifest.check(path, data)
         return data
 
     def is_valid(self, path: Path) -> bool:
@@ -283,48 +293,20 @@ class Run:
         except (OSError, StoreError):
             return False
 
-    # files bumpdiff writes through `write_bytes`; anything else in the folder is left alone
-    _RECORDED = re.compile(r"^((checkpoints|states)/step_\d+\.safetensors|(evals|umap)/step_\d+\.npz"
-                           r"|metrics\.csv|losses\.npz)$")
-
     def verify(self) -> list[tuple[Path, str]]:
         """(path, problem) for every recorded file that is missing, truncated or altered, and for
         every data file the manifest does not know. Raises CorruptFileError for a damaged
         manifest.json (then nothing here can be trusted)."""
-        manifest = self._manifest()
-        problems = []
-        for rel, entry in sorted(manifest.items()):
-            path = self.path / rel
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                problems.append((path, "missing (recorded in manifest.json)"))
-                continue
-            if len(data) != entry["size"]:
-                problems.append((path, f"truncated or extended ({len(data)} bytes, {entry['size']} recorded)"))
-            elif hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                problems.append((path, "content hash differs from the one recorded when written"))
-        for path in sorted(self.path.rglob("*")):
-            rel = path.relative_to(self.path).as_posix()
-            if path.is_file() and rel not in manifest and self._RECORDED.match(rel):
-                problems.append((path, "not recorded in manifest.json (not written by bumpdiff)"))
-        return problems
+        return self.manifest.verify(self.RECORDED)
 
     def remove_stale_temps(self) -> list[Path]:
         """Delete temporary files left by writers that were killed; call only under `lock()`.
 
-        config.json is the one file written without the lock (by `Run.create`, possibly by a
-        process starting right now), so its temporaries go only once they are an hour old."""
-        stale = []
-        for p in self.path.rglob(".*.tmp"):
-            if not (p.is_file() and TEMP_FILE.match(p.name)):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                if p.name.startswith(".config.json.") and time.time() - p.stat().st_mtime < 3600:
-                    continue
-                p.unlink()
-                stale.append(p)
-        return stale
+        config.json is the one file written without the lock (by `Run.create_or_open`, possibly
+        by a process starting right now), so its temporaries go only once they are an hour old."""
+        def young_config(p: Path) -> bool:
+            return p.name.startswith(f".{self.CONFIG}.") and time.time() - p.stat().st_mtime < 3600
+        return remove_temp_files(self.path, spare=young_config)
 
     # -- typed helpers -------------------------------------------------------------------------------
     def save_tensors(self, path: Path, tensors: dict, metadata: dict | None = None) -> None:
@@ -357,17 +339,15 @@ class Run:
         except Exception as e:
             raise CorruptFileError(f"{path}: not a valid .npz file ({e})") from None
 
+    # -- meta.json and the completion marker (not in the manifest) -----------------------------------
     def read_meta(self) -> dict:
         """meta.json, or {} with a warning when it is damaged (it only describes the run, so a
         damaged one is replaced rather than blocking the work)."""
-        f = self.path / "meta.json"
-        if not f.exists():
-            return {}
         try:
-            meta = read_json(f)
-            if isinstance(meta, dict):
-                return meta
-            raise CorruptFileError(f"{f}: not a JSON object")
+            meta = read_json(self.meta_path) if self.meta_path.exists() else {}
+            if not isinstance(meta, dict):
+                raise CorruptFileError(f"{self.meta_path}: not a JSON object")
+            return meta
         except CorruptFileError as e:
             print(f"warning: {e}; rewriting it", flush=True)
             return {}
@@ -375,37 +355,15 @@ class Run:
     def update_meta(self, **fields) -> None:
         meta = self.read_meta()
         meta.update(fields)
-        atomic_write_json(self.path / "meta.json", meta)
+        atomic_write_json(self.meta_path, meta)
 
     def mark_complete(self) -> None:
-        atomic_write_json(self.path / COMPLETE, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        atomic_write_json(self.complete_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
     def unmark_complete(self) -> None:
-        (self.path / COMPLETE).unlink(missing_ok=True)
+        self.complete_path.unlink(missing_ok=True)
 
     # -- locking: one process computes a run, others wait -----------------------------------------
-    @contextlib.contextmanager
     def lock(self, on_wait=None):
-        lock_file = self.path / ".lock"
-        with open(lock_file, "a+") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if on_wait is not None:
-                    on_wait()
-                fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def list_runs(root: Path | None = None) -> list[Run]:
-    runs = []
-    base = runs_root(root)
-    if base.is_dir():
-        for p in sorted(base.iterdir()):
-            if (p / "config.json").is_file():
-                with contextlib.suppress(StoreError):
-                    runs.append(Run.open(p))
-    return runs
+        """Context manager held while computing the run; `on_wait()` first when it must wait."""
+        return file_lock(self.lock_path, on_wait)

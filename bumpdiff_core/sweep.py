@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import ConfigError, profile_config
-from .store import atomic_write_bytes, atomic_write_json, data_root
+from .store import RunLayout, atomic_write_bytes, atomic_write_json, data_root
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
@@ -126,17 +126,21 @@ class Sweep:
     def pair_runs(self) -> list[RunSpec]:
         return [self._spec(increment_x=dx, increment_y=dy, seed=s) for dx, dy in self.pairs for s in self.seeds]
 
+    def main_run(self) -> RunSpec:
+        """The default run: the sweep's profile and overrides, nothing changed."""
+        return self._spec()
+
     def page_specs(self) -> list[Page]:
-        base = {"profile": self.profile, "overrides": dict(self.overrides)}
-        main = (self._spec(),)
+        # an analysis page takes the sweep's name and asks `get_sweep(name)` for its runs
+        # (view.SweepView), so the same notebook runs by hand with `sweep = "book-quick"`
+        base = {"sweep": self.name}
+        main = (self.main_run(),)
         table = {
-            "findings": ({**base, "increments": list(self.increments), "pairs": [list(p) for p in self.pairs],
-                          "seeds": list(self.seeds)}, main + tuple(self.increment_runs()) + tuple(self.pair_runs())),
+            "findings": (base, main + tuple(self.increment_runs()) + tuple(self.pair_runs())),
             "data": ({"profile": self.profile}, ()),
             "phases": (base, main),
-            "phase_diagram": ({**base, "increments": list(self.increments)}, tuple(self.increment_runs())),
-            "imbalanced": ({**base, "pairs": [list(p) for p in self.pairs], "seeds": list(self.seeds)},
-                           tuple(self.pair_runs())),
+            "phase_diagram": (base, tuple(self.increment_runs())),
+            "imbalanced": (base, tuple(self.pair_runs())),
             "appendix": (base, main),
         }
         unknown = [p for p in self.pages if p not in table]
@@ -187,11 +191,11 @@ class NotebookTask:
     parameters: dict
     data_root: str         # BUMPDIFF_DATA for the kernel (absolute)
     cwd: str
-    run_markers: list = field(default_factory=list)  # COMPLETE files this output depends on
+    run_markers: list = field(default_factory=list)  # completion markers of the runs this output needs
 
 
 def _library_mtime() -> float:
-    return max(p.stat().st_mtime for p in PACKAGE_DIR.glob("*.py"))
+    return max(p.stat().st_mtime for p in PACKAGE_DIR.rglob("*.py"))  # figures/ too
 
 
 def _read_notebook(path: Path):
@@ -376,16 +380,15 @@ def toc_yaml(sweep: Sweep) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def _tasks(sweep: Sweep, out: Path, notebooks: Path, data: Path):
-    runs_dir = data / "runs"
     run_tasks = [NotebookTask("run", spec.run_id, str(notebooks / f"{TRAIN_NOTEBOOK}.ipynb"),
                               str(out / "generated" / "runs" / f"{spec.run_id}.ipynb"),
                               {"profile": spec.profile, "overrides": spec.overrides_dict, "threads": 1},
-                              str(data), str(notebooks), [str(runs_dir / spec.run_id / "COMPLETE")])
+                              str(data), str(notebooks), [str(RunLayout.of(spec.run_id, data).complete_path)])
                  for spec in sweep.runs()]
     page_tasks = [(NotebookTask("page", page.name, str(notebooks / f"{page.name}.ipynb"),
                                 str(out / "generated" / f"{page.name}.ipynb"), page.parameters,
                                 str(data), str(notebooks),
-                                [str(runs_dir / s.run_id / "COMPLETE") for s in page.needs]),
+                                [str(RunLayout.of(s.run_id, data).complete_path) for s in page.needs]),
                    {s.run_id for s in page.needs})
                   for page in sweep.page_specs()]
     return run_tasks, page_tasks

@@ -14,13 +14,12 @@ import time
 
 import torch
 
-from .config import RunConfig, checkpoint_steps
+from .config import SEED_STRIDE, RunConfig, checkpoint_steps
 from .data import BumpDataset
 from .diffusion import LinearSchedule, epsilon_loss
 from .model import ConditionalUNet, parameter_count
-from .store import CorruptFileError, Run, StoreError, fault_point
-
-_STEP_SEED_STRIDE = 1_000_003
+from .faults import fault_point
+from .store import CorruptFileError, Run, StoreError
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -171,7 +170,7 @@ class Trainer:
         bar = tqdm(total=c.steps, initial=self.step, desc=f"train {self.run.path.name}",
                    disable=not self.progress, unit="step", mininterval=1.0)
         while self.step < c.steps:
-            gen = torch.Generator().manual_seed(c.seed * _STEP_SEED_STRIDE + self.step)
+            gen = torch.Generator().manual_seed(c.seed * SEED_STRIDE + self.step)
             index = torch.randint(0, len(self.dataset), (c.batch_size,), generator=gen)
             images, labels = self.dataset.batch(index)
             images, labels = images.to(self.device), labels.to(self.device)

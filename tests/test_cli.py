@@ -89,11 +89,15 @@ INVALID = [
     (["tiny", "--set", "increment_y=-0.5"], "increment_y", "must be > 0 and < image_size (8)"),
     (["tiny", "--set", "increment_x=8"], "increment_x", "must be > 0 and < image_size (8)"),
     (["tiny", "--set", "image_size=32", "--set", "increment_y=40"], "increment_y", "< image_size (32)"),
-    (["tiny", "--set", "image_size=12"], "image_size", "must be a multiple of 8"),
+    (["tiny", "--set", "image_size=10"], "image_size", "must be a multiple of 4"),
     (["tiny", "--set", "steps=0"], "steps", "must be >= 1"),
     (["tiny", "--set", "sigma=abc"], "sigma", "must be a finite number, > 0 and <= 4.0"),
     (["tiny", "--set", "steps=ten"], "steps", "must be an integer, >= 1"),
-    (["tiny", "--set", "image_size=thirty-two"], "image_size", "must be an integer, a multiple of 8"),
+    (["tiny", "--set", "image_size=thirty-two"], "image_size", "must be an integer, a multiple of 4"),
+    (["tiny", "--set", "design=nope"], "design", "must be 'grid', 'random', 'lines' or 'holdout'"),
+    (["tiny", "--set", "design_count=0"], "design_count", "must be >= 1"),
+    (["tiny", "--set", "design=random", "--set", "design_count=65"], "design_count", "<= grid positions (64)"),
+    (["tiny", "--set", "conditioning=both"], "conditioning", "must be 'global' or 'separable'"),
     (["tiny", "--set", "image_size=16", "--set", "increment_x=fine"], "increment_x", "< image_size (16)"),
 ]
 

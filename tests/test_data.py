@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.data import BumpDataset, centre_grid, eval_labels, render_bumps
+from bumpdiff_core.data import (BumpDataset, centre_grid, design_mask, evaluation_positions, line_indices,
+                                map_shape, render_bumps, training_mask, training_positions)
 
 
 @pytest.mark.parametrize("dx, dy, size", [
@@ -96,11 +97,99 @@ def test_batches_carry_their_labels():
     torch.testing.assert_close(images, render_bumps(labels.numpy(), config.image_size, config.sigma))
 
 
-def test_eval_labels_are_fixed_training_centres():
+def test_evaluation_positions_are_fixed_training_centres():
     config = profile_config("quick")
-    labels = eval_labels(config)
+    labels = evaluation_positions(config)
     assert labels.shape == (config.eval_labels, 2)
-    np.testing.assert_array_equal(labels, eval_labels(config.replace(seed=7)))  # same for every seed
+    np.testing.assert_array_equal(labels, evaluation_positions(config.replace(seed=7)))  # same for every seed
     grid = {tuple(c) for c in centre_grid(config.image_size, config.increment_x, config.increment_y)}
     assert all(tuple(c) in grid for c in labels)
     assert len({tuple(c) for c in labels}) == config.eval_labels  # no repeats when the grid is large
+
+
+# --- training-set designs -----------------------------------------------------------------------
+
+def _positions(**design):
+    return training_positions(profile_config("quick", design))
+
+
+def _as_set(positions):
+    return {tuple(p) for p in np.asarray(positions).tolist()}
+
+
+def test_grid_design_is_the_full_grid_bit_for_bit():
+    config = profile_config("quick")
+    assert config.design == "grid"
+    full = centre_grid(16, 1.0, 1.0)
+    np.testing.assert_array_equal(training_positions(config), full)
+    assert training_positions(config).dtype == np.float32
+    np.testing.assert_array_equal(BumpDataset(config).centres, full)
+    assert training_mask(config).shape == (16, 16) and training_mask(config).all()
+    # the evaluation labels of the grid design are what `eval_labels` drew before designs existed
+    rng = np.random.default_rng(config.eval_seed)
+    np.testing.assert_array_equal(evaluation_positions(config), full[rng.choice(256, size=100, replace=False)])
+
+
+def test_random_design_draws_distinct_grid_positions_with_its_seed():
+    positions = _positions(design="random", design_count=64, design_seed=3)
+    assert positions.shape == (64, 2) and positions.dtype == np.float32
+    assert len(_as_set(positions)) == 64
+    assert _as_set(positions) <= _as_set(centre_grid(16, 1.0, 1.0))
+    np.testing.assert_array_equal(positions, _positions(design="random", design_count=64, design_seed=3))
+    assert _as_set(positions) != _as_set(_positions(design="random", design_count=64, design_seed=4))
+
+
+def test_lines_design_sees_every_x_and_every_y_on_two_rows_and_two_columns():
+    positions = _positions(design="lines", design_lines=2)
+    assert len(positions) == 60 == 2 * 2 * 16 - 2**2
+    assert set(positions[:, 0].tolist()) == set(range(16)) and set(positions[:, 1].tolist()) == set(range(16))
+    # interior, evenly spaced, mirror symmetric: rows and columns 4 and 11 (exact 3.5, 11.5)
+    assert list(line_indices(16, 2)) == [4, 11]
+    on_lines = {(x, y) for x in range(16) for y in range(16) if x in (4, 11) or y in (4, 11)}
+    assert _as_set(positions) == on_lines
+    np.testing.assert_array_equal(positions, _positions(design="lines", design_lines=2))
+
+
+@pytest.mark.parametrize("k_axis, lines, expected", [
+    (16, 1, [7]), (16, 3, [2, 7, 13]), (16, 4, [2, 6, 9, 13]), (32, 4, [4, 12, 19, 27]), (8, 8, list(range(8)))])
+def test_line_indices_are_the_centres_of_equal_slices(k_axis, lines, expected):
+    indices = line_indices(k_axis, lines)
+    assert list(indices) == expected
+    exact = (np.arange(lines) + 0.5) * k_axis / lines - 0.5
+    assert np.abs(indices - exact).max() <= 0.5
+
+
+def test_holdout_design_leaves_out_the_central_square():
+    config = profile_config("quick", dict(design="holdout", holdout_size=6))
+    positions = training_positions(config)
+    assert len(positions) == 220 == 256 - 36
+    held_out = _as_set(centre_grid(16, 1.0, 1.0)) - _as_set(positions)
+    assert held_out == {(x, y) for x in range(5, 11) for y in range(5, 11)}  # centred on 7.5
+    mask = training_mask(config)
+    assert not mask[5:11, 5:11].any() and mask.sum() == 220
+    np.testing.assert_array_equal(positions, training_positions(config))
+
+
+def test_the_mask_is_row_y_column_x_and_matches_the_positions():
+    config = profile_config("quick", dict(design="random", design_count=10, increment_x=0.5))
+    mask = training_mask(config)
+    assert mask.shape == map_shape(16, 0.5, 1.0) == (16, 32)
+    rows, columns = np.nonzero(mask)
+    np.testing.assert_array_equal(np.stack([columns * 0.5, rows * 1.0], axis=1), training_positions(config))
+
+
+def test_design_mask_rejects_impossible_designs():
+    with pytest.raises(ValueError, match="design must be one of"):
+        design_mask("checkerboard", (16, 16))
+    with pytest.raises(ValueError, match="design_count"):
+        design_mask("random", (4, 4), count=17)
+
+
+def test_dataset_and_evaluation_use_the_training_positions():
+    config = profile_config("quick", dict(design="holdout", holdout_size=6))
+    dataset = BumpDataset(config)
+    assert len(dataset) == 220
+    train = _as_set(training_positions(config))
+    labels = evaluation_positions(config)
+    assert labels.shape == (config.eval_labels, 2) and _as_set(labels) <= train
+    assert len(_as_set(labels)) == config.eval_labels

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.diffusion import (LinearSchedule, ddim_sample, ddim_timesteps, ddpm_sample,
-                                     epsilon_loss, sample)
+from bumpdiff_core.diffusion import (LinearSchedule, PerSampleNoise, ddim_sample, ddim_step, ddim_timesteps,
+                                     ddpm_sample, ddpm_step, epsilon_loss, sample, sample_loop)
 from bumpdiff_core.model import ConditionalUNet
 
 # Ho et al. 2020: beta_t = 1e-4 .. 0.02 linear over T = 1000, abar_t = prod_{s <= t} (1 - beta_s).
@@ -142,3 +142,86 @@ def test_samplers_return_images_in_range_and_trajectory_means(small_model):
         assert len(seen) == calls
         # the tap is averaged over every model call of the same sampling pass
         np.testing.assert_allclose(means["mid"], torch.stack(seen).mean(0).numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# the step functions: pure updates, checked against diffusers' schedulers as oracles
+# ---------------------------------------------------------------------------------------------
+
+def _state():
+    gen = torch.Generator().manual_seed(3)
+    return torch.randn(4, 1, 8, 8, generator=gen), torch.randn(4, 1, 8, 8, generator=gen), \
+        torch.randn(4, 1, 8, 8, generator=gen)
+
+
+def test_steps_are_pure():
+    s = LinearSchedule()
+    x, eps, z = _state()
+    before = (x.clone(), eps.clone(), torch.get_rng_state())
+    for _ in range(2):
+        assert torch.equal(ddpm_step(s, x, eps, 487, 486, z), ddpm_step(s, x, eps, 487, 486, z))
+        assert torch.equal(ddim_step(s, x, eps, 487, 300), ddim_step(s, x, eps, 487, 300))
+    assert torch.equal(x, before[0]) and torch.equal(eps, before[1])  # inputs untouched
+    assert torch.equal(torch.get_rng_state(), before[2])  # no random numbers drawn
+    # the last DDIM step returns the clipped x_0 prediction; the last DDPM step adds no noise
+    last = ddim_step(s, x, eps, 0, None)
+    assert last.abs().max() <= 1
+    assert torch.equal(ddpm_step(s, x, eps, 0, None, None), ddpm_step(s, x, eps, 0))
+
+
+@pytest.mark.parametrize("t", [999, 487, 1])
+def test_ddpm_step_matches_diffusers(t):
+    """Algorithm 2 with sigma_t^2 = beta_t is diffusers' DDPMScheduler with variance "fixed_large"
+    and no clipping; its noise, drawn from a seeded CPU generator, is passed to ours."""
+    diffusers = pytest.importorskip("diffusers")
+    oracle = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4,
+                                     beta_end=0.02, variance_type="fixed_large", clip_sample=False)
+    x, eps, _ = _state()
+    theirs = oracle.step(eps, t, x, generator=torch.Generator().manual_seed(9)).prev_sample
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(9))
+    ours = ddpm_step(LinearSchedule(), x, eps, t, t - 1, z)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)  # fp32, another association order
+
+
+@pytest.mark.parametrize("t, t_next", [(900, 800), (500, 400), (100, 0)])
+def test_ddim_step_matches_diffusers(t, t_next):
+    """eta = 0, x_0 clipped to [-1, 1] and eps re-derived from it (use_clipped_model_output)."""
+    diffusers = pytest.importorskip("diffusers")
+    oracle = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4,
+                                     beta_end=0.02, clip_sample=True, set_alpha_to_one=False)
+    oracle.set_timesteps(10)  # strides of 100: prev_timestep = t - 100
+    x, eps, _ = _state()
+    theirs = oracle.step(eps, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
+    torch.testing.assert_close(ddim_step(LinearSchedule(), x, eps, t, t_next), theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_one_loop_draws_noise_only_through_randn_like(small_model):
+    """The loop's only randomness is the `randn_like` it is given: x_T, then before every DDPM step
+    but the last; DDIM draws x_T only."""
+    config, model, schedule = small_model
+    for sampler, timesteps, step, stochastic, draws in (
+            ("ddpm", list(range(config.timesteps - 1, -1, -1)), ddpm_step, True, config.timesteps),
+            ("ddim", ddim_timesteps(config.timesteps, 8), ddim_step, False, 1)):
+        noise, calls = PerSampleNoise(SEEDS), []
+
+        def randn_like(x, _noise=noise, _calls=calls):
+            _calls.append(tuple(x.shape))
+            return _noise.randn_like(x)
+
+        images, _ = sample_loop(model, schedule, XY, timesteps, step, randn_like, stochastic)
+        assert calls == [(5, 1, 8, 8)] * draws
+        # the same as `sample`, which builds the per-sample noise from the seeds itself
+        assert torch.equal(images, sample(model, schedule, XY, SEEDS, sampler=sampler, steps=8)[0])
+
+
+def test_per_sample_noise_draws_row_i_from_seed_i():
+    x = torch.empty(3, 1, 4, 4)
+    rows = PerSampleNoise([5, 6, 5]).randn_like(x)
+    assert torch.equal(rows[0], rows[2]) and not torch.equal(rows[0], rows[1])
+    assert torch.equal(rows[1], torch.randn((1, 4, 4), generator=torch.Generator().manual_seed(6)))
+
+
+def test_unknown_sampler_is_an_error(small_model):
+    config, model, schedule = small_model
+    with pytest.raises(ValueError, match="euler"):
+        sample(model, schedule, XY, SEEDS, sampler="euler")

@@ -1,12 +1,18 @@
-"""Figures built from a real tiny run: frames = checkpoints, red dots = labels, image axes in pixels."""
+"""Figures built from a synthetic run held in memory (tests/synthetic.py, milliseconds): frames =
+checkpoints, red dots = labels, image axes in pixels, and no builder reads the run store."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic import PHASES, STEPS, synthetic_view, write_run
 
 from bumpdiff_core import figures
-from bumpdiff_core.config import checkpoint_steps
-from bumpdiff_core.evaluate import load_evaluation, load_metrics
+from bumpdiff_core.manifold import align_sequence
+
+
+@pytest.fixture(scope="module")
+def view():
+    return synthetic_view().load_all()
 
 
 def _heatmaps(fig):
@@ -26,41 +32,40 @@ def test_use_book_renderer_is_explicit():
     assert "plotly-graph-div" in html and "<script src" not in html  # plotly.js comes from the site
 
 
-def test_sample_grid_shows_samples_with_dots_at_labels(tiny_run):
-    step = checkpoint_steps(tiny_run.config)[-1]
-    ev = load_evaluation(tiny_run, step)
-    n = min(25, len(ev["labels"]))
-    fig = figures.sample_grid(tiny_run, step)
+def test_sample_grid_shows_samples_with_dots_at_labels(view):
+    step = STEPS[-1]
+    ev = view.evaluation(step)
+    fig = figures.sample_grid(view, step, n=9)
     heat, dots = _heatmaps(fig), _dots(fig)
-    assert len(heat) == len(dots) == n
-    N = tiny_run.config.image_size
-    for i in range(n):
-        np.testing.assert_array_equal(np.asarray(heat[i].z), figures.to_uint8(ev["samples"][i]))
+    assert len(heat) == len(dots) == 9
+    N = view.image_size
+    for i in range(9):
+        np.testing.assert_array_equal(np.asarray(heat[i].z), figures.to_uint8(ev.samples[i]))
         np.testing.assert_array_equal(heat[i].x, np.arange(N))  # x = column, in pixels
         np.testing.assert_array_equal(heat[i].y, np.arange(N))  # y = row, in pixels
-        np.testing.assert_allclose([dots[i].x[0], dots[i].y[0]], ev["labels"][i], atol=1e-3)
-        # dot and image share one subplot
-        assert (dots[i].xaxis, dots[i].yaxis) == (heat[i].xaxis, heat[i].yaxis)
-    # y runs downwards (row 0 at the top) and every panel shows the whole canvas
-    assert tuple(fig.layout.yaxis.range) == (N - 0.5, -0.5)
+        np.testing.assert_allclose([dots[i].x[0], dots[i].y[0]], ev.labels[i], atol=1e-3)
+        assert (dots[i].xaxis, dots[i].yaxis) == (heat[i].xaxis, heat[i].yaxis)  # one subplot
+        # the bump is drawn where the dot is (phase C): brightest pixel = label (row = y, column = x)
+        r, c = np.unravel_index(np.argmax(heat[i].z), (N, N))
+        assert (c, r) == tuple(int(v) for v in ev.labels[i])
+    assert tuple(fig.layout.yaxis.range) == (N - 0.5, -0.5)  # y runs downwards
     assert tuple(fig.layout.xaxis.range) == (-0.5, N - 0.5)
-    assert f"step {step}" in fig.layout.title.text
-    assert "phase" in fig.layout.title.text and "accuracy" in fig.layout.title.text
+    assert fig.layout.title.text.startswith(f"step {step} · phase C")
+    with pytest.raises(KeyError, match="not evaluated"):
+        figures.sample_grid(view, 5)
 
 
-def test_sample_grid_scrubber_has_one_frame_per_checkpoint(tiny_run):
-    steps = checkpoint_steps(tiny_run.config)
-    fig = figures.sample_grid_scrubber(tiny_run)
-    assert [f.name for f in fig.frames] == [str(s) for s in steps]
-    assert [s.label for s in fig.layout.sliders[0].steps] == [str(s) for s in steps]
+def test_sample_grid_scrubber_has_one_frame_per_checkpoint(view):
+    fig = figures.sample_grid_scrubber(view)
+    assert [f.name for f in fig.frames] == [str(s) for s in STEPS]
+    assert [s.label for s in fig.layout.sliders[0].steps] == [str(s) for s in STEPS]
     n = len(_heatmaps(fig))
-    for frame, step in zip(fig.frames, steps):
-        ev = load_evaluation(tiny_run, step)
+    for frame, step in zip(fig.frames, STEPS):
+        ev = view.evaluation(step)
         assert list(frame.traces) == list(range(n))
         for i in range(n):
-            np.testing.assert_array_equal(np.asarray(frame.data[i].z), figures.to_uint8(ev["samples"][i]))
+            np.testing.assert_array_equal(np.asarray(frame.data[i].z), figures.to_uint8(ev.samples[i]))
         assert frame.layout.title.text.startswith(f"step {step} ")
-    # frames differ (the model changes between checkpoints)
     assert not np.array_equal(np.asarray(fig.frames[0].data[0].z), np.asarray(fig.frames[-1].data[0].z))
 
 
@@ -69,55 +74,59 @@ def _pairwise(points):
     return np.linalg.norm(p[:, None] - p[None], axis=-1)
 
 
-def test_manifold_scrubber_frames_are_aligned_copies_of_each_embedding(tiny_run):
-    table = load_metrics(tiny_run)
-    steps = [int(s) for s in table["step"]]
-    fig = figures.manifold_scrubber(tiny_run)
-    assert len(fig.frames) == len(steps) == len(checkpoint_steps(tiny_run.config))
-    for frame, step in zip(fig.frames, steps):
-        ev = load_evaluation(tiny_run, step)
+def test_manifold_scrubber_frames_are_aligned_copies_of_each_embedding(view):
+    fig = figures.manifold_scrubber(view)
+    assert [f.name for f in fig.frames] == [str(s) for s in STEPS]
+    aligned = align_sequence([view.evaluation(s).embedding.astype(np.float64) for s in STEPS])
+    for k, (frame, step) in enumerate(zip(fig.frames, STEPS)):
         shown = np.stack([frame.data[0].x, frame.data[0].y, frame.data[0].z], axis=1)
+        np.testing.assert_allclose(shown, aligned[k], atol=2e-3)
         # Procrustes alignment = rotation/reflection + uniform scale + shift: distance ratios are constant
-        d_shown, d_true = _pairwise(shown), _pairwise(ev["embedding"])
+        d_shown, d_true = _pairwise(shown), _pairwise(view.evaluation(step).embedding)
         mask = d_true > 1e-3 * d_true.max()
         ratio = d_shown[mask] / d_true[mask]
         assert np.ptp(ratio) / ratio.mean() < 0.01, step
-        row = table[table["step"] == step].iloc[0]
+        row = view.row(step)
         title = frame.layout.title.text
         assert f"step {step} " in title and f"phase {row['phase']}" in title
         assert f"x {row['r2_x']:.2f}" in title and f"y {row['r2_y']:.2f}" in title
-    labels = load_evaluation(tiny_run, steps[-1])["labels"]
+    labels = view.evaluation(STEPS[-1]).labels
     np.testing.assert_allclose(fig.data[0].marker.color, labels[:, 0], atol=1e-3)
     np.testing.assert_allclose(fig.data[1].marker.color, labels[:, 1], atol=1e-3)
     assert fig.data[0].visible is True and fig.data[1].visible is False
     colour_menu = fig.layout.updatemenus[1]
     assert [b.args[0]["visible"] for b in colour_menu.buttons] == [[True, False], [False, True]]
-    assert figures.manifold_scrubber(tiny_run, color="y").data[1].visible is True
+    assert figures.manifold_scrubber(view, color="y").data[1].visible is True
     with pytest.raises(ValueError):
-        figures.manifold_scrubber(tiny_run, color="z")
+        figures.manifold_scrubber(view, color="z")
 
 
-def test_phase_panels_place_dots_on_their_tiles(tiny_run):
-    table = load_metrics(tiny_run)
-    firsts = figures.first_step_of_phase(table)
-    fig = figures.phase_panels(tiny_run)
-    N = tiny_run.config.image_size
+def test_phase_panels_show_the_first_checkpoint_of_each_phase(view):
+    fig = figures.phase_panels(view, n=9)
+    N = view.image_size
     dots = [t for t in fig.data if t.type == "scatter" and t.x is not None and len(t.x)]
-    reached = [p for p in "ABC" if firsts[p] is not None]
-    assert len(dots) == len(reached) >= 1
-    for p, dot in zip(reached, dots):
-        ev = load_evaluation(tiny_run, firsts[p])
-        n = len(dot.x)
-        cols = figures._grid_shape(n)[1]
-        tile = np.array([[(i % cols) * (N + 1), (i // cols) * (N + 1)] for i in range(n)])
-        np.testing.assert_allclose(np.stack([dot.x, dot.y], 1) - tile, ev["labels"][:n], atol=1e-3)
+    assert len(dots) == 3
+    firsts = {p: STEPS[PHASES.index(p)] for p in "ABC"}
+    for p, dot in zip("ABC", dots):
+        labels = view.evaluation(firsts[p]).labels
+        cols = figures.grid_shape(9)[1]
+        tile = np.array([[(i % cols) * (N + 1), (i // cols) * (N + 1)] for i in range(9)])
+        np.testing.assert_allclose(np.stack([dot.x, dot.y], 1) - tile, labels[:9], atol=1e-3)
+    text = " ".join(a.text for a in fig.layout.annotations)
     for p in "ABC":
-        text = " ".join(a.text for a in fig.layout.annotations)
-        assert (f"{p}</b>: never reached" in text) == (firsts[p] is None)
+        assert f"<b>{p}</b> · step {firsts[p]} " in text and "never reached" not in text
 
 
-def test_metric_curves_carry_every_metric_and_phase_bands(tiny_run):
-    table = load_metrics(tiny_run)
+def test_phase_panels_say_when_a_phase_was_never_reached():
+    view = synthetic_view(n=4)
+    view.table["phase"] = ["A", "A", "A", "C", "C"]  # B skipped
+    fig = figures.phase_panels(view)
+    text = " ".join(a.text for a in fig.layout.annotations)
+    assert "<b>B</b>: never reached" in text and "<b>A</b> · step 0 " in text and "<b>C</b> · step 30 " in text
+
+
+def test_metric_curves_carry_every_metric_and_phase_bands(view):
+    table = view.table
     fig = figures.metric_curves(table)
     plotted = {tuple(np.asarray(t.y, dtype=float).round(6)) for t in fig.data if t.y is not None and len(t.y) == len(table)}
     for col in ["accuracy", "accuracy_x", "accuracy_y", "frac_0", "frac_1", "frac_multi", "r2_x", "r2_y",
@@ -126,14 +135,15 @@ def test_metric_curves_carry_every_metric_and_phase_bands(tiny_run):
     loss = [t for t in fig.data if t.name == "training loss"][0]
     assert loss.yaxis != "y"  # secondary axis
     bands = [s for s in fig.layout.shapes if s.type == "rect"]
-    colours = {s.fillcolor for s in bands}
-    assert colours == {figures.PHASE_COLOURS[p] for p in set(table["phase"])}
-    # the bands cover the whole step range in every panel
-    assert min(s.x0 for s in bands) == table["step"].min() and max(s.x1 for s in bands) == table["step"].max()
+    assert {s.fillcolor for s in bands} == {figures.PHASE_COLOURS[p] for p in "ABC"}
+    assert len(bands) == 3 * 3  # A, B, C merged into one band each, in each of 3 panels
+    assert min(s.x0 for s in bands) == STEPS[0] and max(s.x1 for s in bands) == STEPS[-1]
+    b = [s for s in bands if s.fillcolor == figures.PHASE_COLOURS["B"]][0]
+    assert (b.x0, b.x1) == (15, 25)  # midpoints to the neighbouring checkpoints
 
 
-def test_phase_diagram_rows_are_increments_and_cells_are_scores(tiny_run):
-    t = load_metrics(tiny_run)
+def test_phase_diagram_rows_are_increments_and_cells_are_scores(view):
+    t = view.table
     shifted = t.assign(accuracy=1 - t["accuracy"])
     fig = figures.phase_diagram({1.0: t, 0.5: shifted})
     acc, r2 = fig.data
@@ -141,12 +151,12 @@ def test_phase_diagram_rows_are_increments_and_cells_are_scores(tiny_run):
     np.testing.assert_allclose(np.asarray(acc.z, dtype=float)[1], t["accuracy"], atol=1e-3)
     np.testing.assert_allclose(np.asarray(acc.z, dtype=float)[0], 1 - t["accuracy"], atol=1e-3)
     np.testing.assert_allclose(np.asarray(r2.z, dtype=float)[1], t[["r2_x", "r2_y"]].mean(axis=1), atol=1e-3)
-    assert list(np.asarray(acc.text)[1]) == list(t["phase"])
+    assert list(np.asarray(acc.text)[1]) == PHASES
     assert (acc.zmin, acc.zmax) == (r2.zmin, r2.zmax) == (0, 1)
 
 
-def test_imbalanced_curves_draw_x_and_y_per_pair(tiny_run):
-    t = load_metrics(tiny_run)
+def test_imbalanced_curves_draw_x_and_y_per_pair(view):
+    t = view.table
     fig = figures.imbalanced_curves({(0.1, 1.0): t, (0.1, 0.5): [t, t]})
     # pair 1: 3 metrics x 2 coords; pair 2: 3 x 2 x (2 seeds + mean)
     assert len(fig.data) == 6 + 18
@@ -157,46 +167,87 @@ def test_imbalanced_curves_draw_x_and_y_per_pair(tiny_run):
     assert len(x_lines) == len(y_lines) == 12
 
 
-def test_data_figures(tiny_run):
+def test_data_figures(view):
     fig = figures.factorized_vs_coupled(16, 1.0, centre=(5.0, 9.0))
     heat = _heatmaps(fig)
     assert len(heat) == 4
     # the product of the two ovals is the bump itself
     np.testing.assert_allclose(np.asarray(heat[2].z, float), np.asarray(heat[3].z, float), atol=1)
     assert np.unravel_index(np.argmax(heat[3].z), (16, 16)) == (9, 5)  # row = y, column = x
-    fig = figures.example_images(tiny_run.config, n=8)
+    fig = figures.example_images(view.config, n=8)
     assert len(_heatmaps(fig)) == 8
     for h, d in zip(_heatmaps(fig), _dots(fig)):
         r, c = np.unravel_index(np.argmax(h.z), np.shape(h.z))
         assert abs(c - d.x[0]) <= 0.5 and abs(r - d.y[0]) <= 0.5
 
 
-def test_appendix_figures(tiny_run):
-    step = checkpoint_steps(tiny_run.config)[-1]
-    ev = load_evaluation(tiny_run, step)
-    fig = figures.layer_r2_profile(tiny_run)
-    np.testing.assert_allclose(fig.data[0].y, ev["layer_r2_raw"][:, 0], atol=1e-3)
-    np.testing.assert_allclose(fig.data[1].y, ev["layer_r2_raw"][:, 1], atol=1e-3)
-    assert len(fig.data[0].x) == len(ev["layer_names"])
-    fig = figures.failure_gallery(tiny_run, per_phase=4)
-    assert len(fig.layout.annotations) > 0
-    table = load_metrics(tiny_run)
-    reached = sorted(set(table["phase"]))
-    assert len(_dots(fig)) == 4 * len(reached)
-    fig = figures.loss_curves(tiny_run)
-    per_step = fig.data[0]
-    assert len(per_step.x) == tiny_run.config.steps
+def test_layer_r2_profile_and_loss_curves(view):
+    ev = view.evaluation(STEPS[-1])
+    fig = figures.layer_r2_profile(view)
+    np.testing.assert_allclose(fig.data[0].y, ev.layer_r2_raw[:, 0], atol=1e-3)
+    np.testing.assert_allclose(fig.data[1].y, ev.layer_r2_raw[:, 1], atol=1e-3)
+    assert list(fig.data[0].x) == [f"layer{i + 1}<br>{n}" for i, n in enumerate(ev.layer_names)]
+    assert "leave-one-out" in fig.layout.title.text
+    assert any(a.text == f"tapped: {view.config.tap_layer}" for a in fig.layout.annotations)
+    fig = figures.loss_curves(view)
+    assert len(fig.data[0].x) == len(view.losses)
 
 
-def test_sample_pages_stay_small(tiny_run):
+def test_failure_gallery_puts_each_phases_defining_failure_first(view):
+    fig = figures.failure_gallery(view, per_phase=4)
+    titles = [a.text for a in fig.layout.annotations if a.text]
+    # middle checkpoint per phase: A step 10, B step 20, C step 40 (the C at step 30 is not the middle)
+    a, b, c = ([t for t in titles if t.startswith(p)] for p in "ABC")
+    assert all(t.startswith("A · step 10: ") for t in a) and a[0].endswith("bumps")
+    assert all(t.startswith("B · step 20: off by (3.0, 0.0) px") for t in b)
+    assert all(t.endswith(": correct") for t in c)
+    assert len(_dots(fig)) == 3 * 4
+
+
+def test_describe_samples_applies_the_accuracy_rule():
+    labels = np.array([[5.0, 5.0], [5.0, 5.0], [5.0, 5.0], [5.0, 5.0]])
+    centres = np.array([[5.9, 4.1], [6.2, 5.0], [np.nan, np.nan], [5.0, 5.0]])
+    out = figures.describe_samples(np.array([1, 1, 2, 0]), centres, labels)
+    assert out == [("correct", "correct"), ("misplaced", "off by (1.2, 0.0) px"), ("count", "2 bumps"),
+                   ("count", "0 bumps")]
+
+
+def test_sample_pages_stay_small(view):
     import json
 
     import plotly.io as pio
 
     # uint8 heatmaps travel as base64 (4/3 byte per pixel), not as JSON lists of numbers
-    fig = figures.sample_grid_scrubber(tiny_run)
+    fig = figures.sample_grid_scrubber(view)
     frames = json.loads(pio.to_json(fig))["frames"]
-    n, N = len(_heatmaps(fig)), tiny_run.config.image_size
+    n, N = len(_heatmaps(fig)), view.image_size
     for frame in frames:
         assert frame["data"][0]["z"]["dtype"] == "u1"
         assert len(json.dumps(frame)) < n * (N * N * 4 / 3 + 100) + 400
+
+
+def test_every_builder_runs_on_a_loaded_view_without_reading_the_store(tmp_path, monkeypatch):
+    from bumpdiff_core import store
+    from bumpdiff_core.view import RunView
+
+    view = RunView.open(write_run(tmp_path)).load_all()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a figure builder read the run store")
+
+    for name in ("read_bytes", "load_arrays", "load_tensors", "read_meta"):
+        monkeypatch.setattr(store.Run, name, refuse)
+    figures.sample_grid(view, STEPS[-1])
+    figures.sample_grid_scrubber(view)
+    figures.manifold_scrubber(view)
+    figures.phase_panels(view)
+    figures.failure_gallery(view)
+    figures.layer_r2_profile(view)
+    figures.loss_curves(view)
+    figures.metric_curves(view.table)
+    figures.phase_diagram({1.0: view.table})
+    figures.imbalanced_curves({(0.5, 1.0): view.table})
+    figures.factorized_vs_coupled(view.image_size, view.config.sigma)
+    figures.example_images(view.config)
+    with pytest.raises(AssertionError, match="read the run store"):  # the guard is live
+        RunView.open(view.run).table

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.data import centre_grid, eval_labels, render_bumps, render_factorized
+from bumpdiff_core.data import centre_grid, evaluation_positions, render_bumps, render_factorized
 from bumpdiff_core.metrics import detect_bumps, phase_label, r2_cross_validated, r2_in_sample, score_samples
 
 
@@ -24,7 +24,7 @@ PHASE_DIAGRAM = [(d, d) for d in (0.1, 0.2, 0.25, 0.5, 0.75, 1.0)] + [(0.1, 1.0)
 @pytest.mark.parametrize("dx, dy", PHASE_DIAGRAM)
 def test_perfect_bumps_at_the_evaluation_labels_score_one(dx, dy):
     config = profile_config("paper", dict(increment_x=dx, increment_y=dy))
-    labels = eval_labels(config)
+    labels = evaluation_positions(config)
     score, counts, centres = _score(_render(labels, 32), labels)
     assert score["accuracy"] == score["accuracy_x"] == score["accuracy_y"] == 1.0
     assert score["frac_1"] == 1.0 and score["frac_0"] == score["frac_multi"] == 0.0

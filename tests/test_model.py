@@ -91,3 +91,81 @@ def test_initial_weights_depend_on_the_seed_only():
     c = build_model(config.replace(seed=1))
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
     assert any(not torch.equal(a.state_dict()[k], c.state_dict()[k]) for k in a.state_dict())
+
+
+# --- separable conditioning: x only through columns, y only through rows ---------------------------
+
+def _separable_model(image_size=16, seed=0, **overrides):
+    config = profile_config("quick", dict(conditioning="separable", **overrides))
+    if image_size != config.image_size:  # 12 is no valid config size (multiple of 8), yet the UNet runs
+        config = config.replace(image_size=16)
+        object.__setattr__(config, "image_size", image_size)
+    torch.manual_seed(seed)
+    return ConditionalUNet(config).eval(), config
+
+
+@pytest.mark.parametrize("image_size", [8, 12, 16])
+def test_separable_forward_keeps_shapes_and_names(image_size):
+    model, config = _separable_model(image_size)
+    x = torch.randn(3, 1, image_size, image_size)
+    taps: dict = {}
+    with torch.no_grad():
+        out = model(x, torch.tensor([5, 500, 999]), torch.rand(3, 2) * image_size, taps=taps)
+    assert out.shape == x.shape and list(taps) == BLOCKS
+    assert torch.isfinite(out).all()
+
+
+def test_separable_spatial_modulation_has_rank_one_per_channel():
+    model, config = _separable_model()
+    torch.manual_seed(1)
+    xy = torch.rand(6, 2) * 16
+    with torch.no_grad():
+        for size, block in ((16, model.down[0].blocks[0]), (8, model.down[1].blocks[0]), (4, model.mid.blocks[0])):
+            axes = model.axis_features(xy, size, size)  # the three resolutions of the quick UNet
+            for modulation in block.spatial_modulation(axes):
+                assert modulation.shape == (6, block.film.out_features // 2, size, size)
+                singular = torch.linalg.svdvals(modulation.double())  # (B, C, min(H, W))
+                assert (singular[..., 0] > 1e-6).all()
+                assert (singular[..., 1:] <= 1e-5 * singular[..., :1]).all()  # float32 round-off
+
+
+def test_separable_global_vector_carries_the_timestep_only():
+    model, _ = _separable_model()
+    t = torch.tensor([3, 400, 900])
+    xy = (torch.rand(3, 2) * 16).requires_grad_()
+    cond = model.condition(t, xy)
+    (grad,) = torch.autograd.grad(cond.square().sum(), xy, allow_unused=True)
+    assert grad is None or torch.count_nonzero(grad) == 0
+    # ... while the global model's vector does depend on (x, y)
+    global_model = ConditionalUNet(profile_config("quick"))
+    (grad,) = torch.autograd.grad(global_model.condition(t, xy).square().sum(), xy)
+    assert (grad.abs().sum(dim=0) > 0).all()
+
+
+def test_separable_x_reaches_only_columns_and_y_only_rows():
+    model, _ = _separable_model()
+    xy = torch.tensor([[3.0, 10.0], [12.5, 1.0]])
+    with torch.no_grad():
+        rows, columns = model.axis_features(xy, 16, 16)
+        rows_x, columns_x = model.axis_features(xy + torch.tensor([2.0, 0.0]), 16, 16)
+        rows_y, columns_y = model.axis_features(xy + torch.tensor([0.0, 2.0]), 16, 16)
+    assert torch.equal(rows, rows_x) and not torch.equal(columns, columns_x)
+    assert torch.equal(columns, columns_y) and not torch.equal(rows, rows_y)
+
+
+def test_separable_output_depends_on_x_and_y():
+    model, _ = _separable_model()
+    x, t, xy = torch.randn(2, 1, 16, 16), torch.tensor([100, 700]), torch.tensor([[3.0, 10.0], [12.0, 2.0]])
+    with torch.no_grad():
+        out = model(x, t, xy)
+        for delta in ([1.0, 0.0], [0.0, 1.0]):
+            assert (model(x, t, xy + torch.tensor(delta)) - out).abs().max() > 1e-4
+
+
+def test_global_conditioning_has_no_separable_layers():
+    config = profile_config("quick")
+    assert config.conditioning == "global"
+    names = set(ConditionalUNet(config).state_dict())
+    assert not any("row" in n or "column" in n for n in names)
+    separable = set(ConditionalUNet(config.replace(conditioning="separable")).state_dict())
+    assert separable > names - {n for n in names if n.startswith("cond_mlp.0.")}

@@ -1,5 +1,5 @@
 """Issue 5, interruption and concurrency: real `bumpdiff train` processes are SIGKILLed at exact
-points (the BUMPDIFF_FAULT hook in bumpdiff_core/store.py), then the same command is rerun; two
+points (the BUMPDIFF_FAULT hook in bumpdiff_core/faults.py), then the same command is rerun; two
 processes asked for the same run at once share the work.
 
 The killed processes all run at once (each in its own data root) and stop before the UMAP JIT,

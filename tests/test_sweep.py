@@ -49,10 +49,11 @@ def test_book_quick_expands_to_distinct_runs_and_pages():
     pages = {p.name: p for p in sweep.page_specs()}
     assert list(pages) == ["findings", "data", "phases", "phase_diagram", "imbalanced", "appendix"]
     assert {s.run_id for s in pages["findings"].needs} == set(ids)  # the verdicts read every run
-    assert pages["phase_diagram"].parameters == {"profile": "quick", "overrides": {},
-                                                 "increments": [0.1, 0.2, 0.25, 0.5, 0.75, 1.0]}
-    assert pages["imbalanced"].parameters["pairs"] == [[0.1, 1.0], [0.1, 0.5]]
-    assert pages["imbalanced"].parameters["seeds"] == [0]
+    # analysis pages take the sweep's name (view.SweepView asks the sweep for its runs)
+    for name in ("findings", "phases", "phase_diagram", "imbalanced", "appendix"):
+        assert pages[name].parameters == {"sweep": "book-quick"}, name
+    assert {s.run_id for s in pages["phase_diagram"].needs} == {r.run_id for r in sweep.increment_runs()}
+    assert {s.run_id for s in pages["imbalanced"].needs} == {r.run_id for r in sweep.pair_runs()}
     assert pages["data"].parameters == {"profile": "quick"}
     assert {s.run_id for s in pages["phases"].needs} == {main.run_id}
     # every run a page reads is one the sweep trains

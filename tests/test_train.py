@@ -13,7 +13,7 @@ TINY = profile_config("tiny")  # 60 steps, checkpoints at 0, 20, 40, 60
 
 
 def _train(config, root) -> Run:
-    run = Run.create(config, root)
+    run = Run.create_or_open(config, root)
     Trainer(run, device="cpu", threads=1, progress=False).train()
     return run
 
@@ -50,7 +50,7 @@ def uninterrupted(request, tmp_path_factory):
 
 def test_a_run_stopped_mid_way_and_resumed_ends_with_the_same_weights(uninterrupted, tmp_path, monkeypatch):
     config, reference = uninterrupted
-    run = Run.create(config, tmp_path)
+    run = Run.create_or_open(config, tmp_path)
     stop = _StopAt(51)  # inside step 50: 10 steps after the last saved state (step 40)
     monkeypatch.setattr(train_module, "epsilon_loss", stop)
     with pytest.raises(KeyboardInterrupt):
@@ -72,7 +72,7 @@ def test_a_run_stopped_mid_way_and_resumed_ends_with_the_same_weights(uninterrup
 
 def test_a_run_stopped_right_after_a_checkpoint_resumes_there(tmp_path, monkeypatch, uninterrupted):
     config, reference = uninterrupted
-    run = Run.create(config, tmp_path)
+    run = Run.create_or_open(config, tmp_path)
     monkeypatch.setattr(train_module, "epsilon_loss", _StopAt(21))  # first call of step 20
     with pytest.raises(KeyboardInterrupt):
         Trainer(run, device="cpu", threads=1, progress=False).train()

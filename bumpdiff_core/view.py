@@ -1,0 +1,218 @@
+"""A read-only view of finished runs, for pages, figures and the live scrubber.
+
+A page builds one `RunView` per run and hands it to every figure and text builder: the metrics
+table, the losses, each checkpoint's evaluation and the aligned UMAP frames are read (or computed)
+the first time something asks for them and kept. Every file the store hands out is read whole and
+checked against its sha256, so reading a checkpoint twice costs twice; before views, the phases page
+read the metrics table 4 times and every checkpoint's evaluation twice, and ran bump detection on
+each read.
+
+`SweepView` opens the runs of a named sweep (`sweep.get_sweep`) by the run specs the sweep
+defines, so a page needs only the sweep's name.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from . import metrics
+from .config import resolve_tap, tap_layer_names
+
+
+class Evaluation:
+    """One evaluated checkpoint: its stored arrays, and its bump detection computed on first use."""
+
+    def __init__(self, step: int, arrays: dict, sigma: float):
+        self.step = int(step)
+        self._arrays = arrays
+        self.sigma = float(sigma)
+
+    samples = property(lambda self: self._arrays["samples"], doc="(n, N, N) images in [-1, 1]")
+    labels = property(lambda self: self._arrays["labels"], doc="(n, 2) requested (x, y) in pixels")
+    latents = property(lambda self: self._arrays["latents"], doc="(n, D) tapped activations")
+    embedding = property(lambda self: self._arrays["embedding"], doc="(n, 3) UMAP of the latents")
+    layer_r2_raw = property(lambda self: np.asarray(self._arrays["layer_r2_raw"], dtype=float),
+                            doc="(blocks, 2) leave-one-out ridge R² of x and y from each block")
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [str(n) for n in self._arrays["layer_names"]]
+
+    @cached_property
+    def _bumps(self) -> tuple[np.ndarray, np.ndarray]:
+        if "bump_count" in self._arrays and "centres" in self._arrays:
+            return np.asarray(self._arrays["bump_count"]), np.asarray(self._arrays["centres"])
+        return metrics.detect_bumps(self.samples, self.sigma)
+
+    @property
+    def bump_count(self) -> np.ndarray:
+        """(n,) bumps per sample (`metrics.detect_bumps`)."""
+        return self._bumps[0]
+
+    @property
+    def centres(self) -> np.ndarray:
+        """(n, 2) detected centre per sample, NaN unless it has exactly one bump."""
+        return self._bumps[1]
+
+    @cached_property
+    def correct(self) -> np.ndarray:
+        """(n,) whether each sample is accurate (`metrics.placement`: one bump, x and y right)."""
+        ok_x, ok_y = metrics.placement(self.bump_count, self.centres, self.labels)
+        return ok_x & ok_y
+
+
+class RunView:
+    """A finished run as pages see it: read lazily, each file at most once, never written.
+
+    Build one with `RunView.open(run)` (a `store.Run`), `completed_view(spec_or_config)` (a finished
+    run of the data root) or `RunView.from_data(...)` (arrays in memory: tests, notebooks)."""
+
+    def __init__(self, config, run_id: str, read_table, read_losses, read_evaluation, run=None):
+        self.config = config
+        self.run_id = run_id
+        self.run = run
+        self._read_table, self._read_losses, self._read_evaluation = read_table, read_losses, read_evaluation
+        self._evaluations: dict[int, Evaluation] = {}
+
+    @classmethod
+    def open(cls, run) -> "RunView":
+        from .evaluate import load_evaluation, load_losses, load_metrics
+
+        return cls(run.config, run.path.name, lambda: load_metrics(run), lambda: load_losses(run),
+                   lambda step: load_evaluation(run, step, detect=False), run=run)
+
+    @classmethod
+    def from_data(cls, config, table, evaluations: dict, losses=None, run_id: str = "in-memory",
+                  meta: dict | None = None) -> "RunView":
+        """A view of data already in memory: `evaluations` maps step -> dict of arrays (samples,
+        labels, latents, embedding, layer_names, layer_r2_raw; optionally bump_count, centres)."""
+        view = cls(config, run_id, lambda: table, lambda: losses, lambda step: evaluations[step])
+        view.__dict__["meta"] = dict(meta or {})
+        return view
+
+    # -- what every page needs ----------------------------------------------------------------------
+    @cached_property
+    def table(self):
+        """The metrics table, one row per evaluated checkpoint (read once)."""
+        return self._read_table()
+
+    @cached_property
+    def losses(self):
+        """Training loss per step, or None when the run has none stored."""
+        return self._read_losses()
+
+    @cached_property
+    def meta(self) -> dict:
+        """meta.json (versions, device, times, parameter count); {} when absent."""
+        return self.run.read_meta() if self.run is not None else {}
+
+    @property
+    def steps(self) -> list[int]:
+        return [int(s) for s in self.table["step"]]
+
+    @property
+    def last_step(self) -> int:
+        return self.steps[-1]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.image_size)
+
+    @property
+    def tap(self) -> str:
+        """The block `config.tap_layer` names (e.g. layer4 -> down3)."""
+        return resolve_tap(self.config.tap_layer, len(self.config.channel_mults))
+
+    @property
+    def block_order(self) -> list[str]:
+        """The UNet's tappable blocks in forward order (layer1, layer2, ...)."""
+        return tap_layer_names(len(self.config.channel_mults))
+
+    def row(self, step: int):
+        """The metrics row of checkpoint `step`; KeyError naming the evaluated steps otherwise."""
+        rows = self.table[self.table["step"] == int(step)]
+        if rows.empty:
+            raise KeyError(f"step {step} was not evaluated; evaluated steps: {self.steps}")
+        return rows.iloc[0]
+
+    @cached_property
+    def first_steps(self) -> dict:
+        """{phase: first step labelled with it, or None} (`metrics.first_step_of_phase`)."""
+        return metrics.first_step_of_phase(self.table)
+
+    def evaluation(self, step: int) -> Evaluation:
+        """Checkpoint `step`'s evaluation, read on first use and kept."""
+        step = int(step)
+        if step not in self._evaluations:
+            if step not in self.steps:
+                raise KeyError(f"step {step} was not evaluated; evaluated steps: {self.steps}")
+            self._evaluations[step] = Evaluation(step, self._read_evaluation(step), self.config.sigma)
+        return self._evaluations[step]
+
+    def evaluations(self, steps=None) -> list[Evaluation]:
+        return [self.evaluation(s) for s in (self.steps if steps is None else steps)]
+
+    @cached_property
+    def aligned_embeddings(self) -> list[np.ndarray]:
+        """Every checkpoint's UMAP embedding, Procrustes-aligned to its predecessor (step order),
+        so a slider over checkpoints shows the sheet forming rather than UMAP's rotations."""
+        from .manifold import align_sequence
+
+        return align_sequence([np.asarray(ev.embedding, dtype=np.float64) for ev in self.evaluations()])
+
+    def load_all(self) -> "RunView":
+        """Read everything now (table, losses, meta, every evaluation with its bump detection,
+        the aligned frames); afterwards nothing here touches the disk."""
+        self.table, self.losses, self.meta, self.first_steps  # noqa: B018 (cached on access)
+        for ev in self.evaluations():
+            ev.correct  # noqa: B018
+        self.aligned_embeddings  # noqa: B018
+        return self
+
+
+def completed_view(spec, root=None) -> RunView:
+    """The view of a finished run, given its `sweep.RunSpec` or `RunConfig`; never trains
+    (`pipeline.completed_run` refuses a run that is not finished)."""
+    from .pipeline import completed_run
+
+    return RunView.open(completed_run(getattr(spec, "config", spec), root))
+
+
+class SweepView:
+    """The finished runs of a sweep (a name in `sweep.SWEEPS` or a `Sweep`), each opened once."""
+
+    def __init__(self, sweep, root=None):
+        from .sweep import get_sweep
+
+        self.sweep = get_sweep(sweep)
+        self.root = root
+        self._views: dict[str, RunView] = {}
+
+    def view(self, spec) -> RunView:
+        if spec.run_id not in self._views:
+            self._views[spec.run_id] = completed_view(spec, self.root)
+        return self._views[spec.run_id]
+
+    @property
+    def main(self) -> RunView:
+        """The sweep's default run (its profile and overrides, no change)."""
+        return self.view(self.sweep.main_run())
+
+    def increments(self) -> dict[float, RunView]:
+        """Fig. 4: {increment: view} of the sweep's increment runs."""
+        return {float(s.config.increment_x): self.view(s) for s in self.sweep.increment_runs()}
+
+    def pairs(self) -> dict[tuple, RunView]:
+        """Fig. 5: {(dx, dy, seed): view} of the sweep's imbalanced runs."""
+        return {(float(s.config.increment_x), float(s.config.increment_y), int(s.config.seed)): self.view(s)
+                for s in self.sweep.pair_runs()}
+
+    def increment_tables(self) -> dict:
+        return {k: v.table for k, v in self.increments().items()}
+
+    def pair_tables(self) -> dict:
+        return {k: v.table for k, v in self.pairs().items()}
+
+
+__all__ = ["Evaluation", "RunView", "SweepView", "completed_view"]
