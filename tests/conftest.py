@@ -18,7 +18,7 @@ def tiny_run(tmp_path_factory):
     return ensure_run(profile_config("tiny"), threads=1, progress=False, root=root)
 
 
-# --- engineer D: the CLI's own tiny run, and a data root that is never ./data ---------------------
+# --- the CLI's own tiny run, and a data root that is never ./data ---------------------
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -83,7 +83,7 @@ def bumpdiff_cli():
     return run_bumpdiff
 
 
-# --- engineer B: the book built once per session from the `book-tiny` sweep ----------------------
+# --- the book built once per session from the `book-tiny` sweep ----------------------
 
 class TinyBook:
     """A copy of book/ with the `book-tiny` sweep executed into it and built strictly."""
