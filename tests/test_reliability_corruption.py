@@ -1,4 +1,4 @@
-"""Issue 5, corruption and foreign code: damaged files in a run folder are detected (size +
+"""Corruption and foreign code: damaged files in a run folder are detected (size +
 sha256 recorded in manifest.json when written) and reported with their path; `bumpdiff train`
 recomputes them identically, `bumpdiff evaluate` recomputes its own caches but refuses damaged
 weights, a damaged config.json or manifest.json is refused. Pickles planted where weights or

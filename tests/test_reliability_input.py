@@ -1,4 +1,4 @@
-"""Issue 5, bad input: through the CLI (in this process and, where it is cheap, as a real
+"""Bad input: through the CLI (in this process and, where it is cheap, as a real
 process) and through papermill parameters of notebooks/train_and_evaluate.ipynb. Each bad input
 gives exactly one line naming the problem, a non-zero exit (2 for bad values, 1 for bad files or
 disks), no traceback, no new run directory, and leaves every existing file byte-identical.

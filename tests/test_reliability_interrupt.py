@@ -1,4 +1,4 @@
-"""Issue 5, interruption and concurrency: real `bumpdiff train` processes are SIGKILLed at exact
+"""Interruption and concurrency: real `bumpdiff train` processes are SIGKILLed at exact
 points (the BUMPDIFF_FAULT hook in bumpdiff_core/faults.py), then the same command is rerun; two
 processes asked for the same run at once share the work.
 

@@ -1,4 +1,4 @@
-"""Issue 5 through `bumpdiff sweep`: a sweep killed (the whole process group, as a scheduler or
+"""Reliability through `bumpdiff sweep`: a sweep killed (the whole process group, as a scheduler or
 Ctrl-C would) while its notebook is training; then two Dask workers are asked for that same run
 at once (one resumes it, the other waits and reuses it); then the same sweep command finishes.
 
