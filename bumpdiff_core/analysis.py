@@ -1,25 +1,31 @@
 """Numbers across checkpoints and runs, for the notebooks and the README: when a metric first
-reaches a level, how far apart x and y cross, when the phases change (mean ± sd over seeds), the
-phase boundaries of Fig. 4 and the coupling of Fig. 5. Everything here takes metrics tables; the
-runs of a sweep are opened by `view.SweepView`.
+reaches a level, how far apart x and y cross, when the phases change (per seed, with a t interval
+across seeds), the representation measures by phase, the phase boundaries of Fig. 4 and the
+per-axis crossings of Fig. 5. Everything here takes metrics tables; the runs of a sweep are opened
+by `view.SweepView`. The claims are judged in `verdicts` (one place); every level used here is
+read from `verdicts.Thresholds`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from . import metrics, verdicts
 from .config import RunConfig
+from .intervals import t_interval
 
 # (name, x column, y column) of the metrics whose x/y coupling we measure
 COUPLED_METRICS = [("accuracy", "accuracy_x", "accuracy_y"), ("r2 (UMAP)", "r2_x", "r2_y"),
                    ("r2 (raw)", "r2_x_raw", "r2_y_raw")]
-COUPLING_LEVELS = (0.5, 0.9)
-REPRESENTATION_LEVEL = 0.9   # mean raw R² that counts as "the representation is ordered"
-ACCURACY_LEVEL = 0.5         # accuracy that counts as "behaviour is right"
+COUPLING_LEVELS = (verdicts.DEFAULT.accuracy_level, verdicts.DEFAULT.r2_level)
+# representation measures compared across phases: column (mean of x and y when a pair) -> name
+PHASE_MEASURES = {"intrinsic_dim": "intrinsic dimension (TwoNN)", "participation_ratio": "participation ratio",
+                  "knn_r2": "k-NN R² (mean of x, y)", "neighbour_overlap": "neighbour overlap",
+                  "umap_r2": "UMAP R² (mean of x, y)", "raw_r2": "raw ridge R² (mean of x, y)"}
+_PAIRS = {"knn_r2": ("knn_r2_x", "knn_r2_y"), "umap_r2": ("r2_x", "r2_y"), "raw_r2": ("r2_x_raw", "r2_y_raw")}
 
 
 def crossing_step(table: pd.DataFrame, column, level: float) -> float:
@@ -49,22 +55,27 @@ class TransitionSummary:
     sd: pd.Series
 
 
-def transition_summary(tables) -> TransitionSummary:
+def _items(tables):
+    return list(tables.items()) if isinstance(tables, dict) else list(enumerate(tables))
+
+
+def transition_summary(tables, thresholds: verdicts.Thresholds = verdicts.DEFAULT) -> TransitionSummary:
     """`tables`: {seed: metrics table} or a list of tables. Per seed: step of A->B and of B->C
-    (`metrics.phase_transitions`), the step at which mean(r2_x_raw, r2_y_raw) first reaches 0.9
-    and at which accuracy first reaches 0.5, and whether the representation got there strictly
-    first (a representation that orders while accuracy never rises counts as first; one that
-    never orders does not)."""
-    items = tables.items() if isinstance(tables, dict) else enumerate(tables)
+    (`metrics.phase_transitions`), the step at which the order measure (`thresholds.order_measure`,
+    mean of x and y) first reaches `thresholds.r2_level` (`step_order`) and at which accuracy first
+    reaches `thresholds.accuracy_level` (`step_accuracy`), and whether the representation got there
+    *strictly* first (a tie is not first; ordering while accuracy never rises counts as first;
+    never ordering does not)."""
+    t = thresholds
     rows = []
-    for seed, table in items:
+    for seed, table in _items(tables):
         tr = metrics.phase_transitions(table)
-        raw = table[["r2_x_raw", "r2_y_raw"]].mean(axis=1)
-        step_r2 = crossing_step(table, raw, REPRESENTATION_LEVEL)
-        step_acc = crossing_step(table, "accuracy", ACCURACY_LEVEL)
+        order = pd.Series(verdicts.order_interval(table, t)[0], index=table.index)
+        step_r2 = crossing_step(table, order, t.r2_level)
+        step_acc = crossing_step(table, "accuracy", t.accuracy_level)
         first = (not math.isnan(step_r2)) and (math.isnan(step_acc) or step_r2 < step_acc)
         rows.append({"seed": seed, "step_A_to_B": tr["step_A_to_B"], "step_B_to_C": tr["step_B_to_C"],
-                     "step_raw_r2_0.9": step_r2, "step_accuracy_0.5": step_acc,
+                     "step_order": step_r2, "step_accuracy": step_acc,
                      "lead_steps": step_acc - step_r2, "representation_first": first,
                      "final_accuracy": float(table["accuracy"].iloc[-1])})
     per_seed = pd.DataFrame(rows).set_index("seed")
@@ -72,10 +83,88 @@ def transition_summary(tables) -> TransitionSummary:
     return TransitionSummary(per_seed, numeric.mean(), numeric.std(ddof=1))
 
 
+def seed_table(tables: dict, thresholds: verdicts.Thresholds = verdicts.DEFAULT) -> pd.DataFrame:
+    """One row per seed: A → B and B → C steps, the step where raw R² (mean of x and y) first
+    reaches `r2_level` and where accuracy first reaches `accuracy_level`, the final accuracy with
+    its Wilson interval and the final raw R² with its bootstrap interval (NaN bounds when the
+    table has neither the columns nor `n_labels`). Then a row `mean` and rows `low`/`high`: the
+    mean across seeds and its Student t interval (NaN bounds with one seed)."""
+    t = thresholds
+    raw = replace(t, order_measure="raw")
+    rows = []
+    for seed, table in _items(tables):
+        table = table.reset_index(drop=True)
+        s = transition_summary({seed: table}, raw).per_seed.iloc[0]
+        acc, alo, ahi = verdicts.accuracy_interval(table, t)
+        r2, rlo, rhi = verdicts.order_interval(table, raw)
+        rows.append({"seed": seed, "step_A_to_B": s["step_A_to_B"], "step_B_to_C": s["step_B_to_C"],
+                     "step_raw_r2": s["step_order"], "step_accuracy": s["step_accuracy"],
+                     "final_accuracy": float(acc[-1]), "final_accuracy_low": float(alo[-1]),
+                     "final_accuracy_high": float(ahi[-1]), "final_raw_r2": float(r2[-1]),
+                     "final_raw_r2_low": float(rlo[-1]), "final_raw_r2_high": float(rhi[-1])})
+    out = pd.DataFrame(rows).set_index("seed")
+    out.index = out.index.astype(object)
+    summary = {c: t_interval(out[c].to_numpy(float), t.level) for c in out.columns}
+    for k, name in enumerate(("mean", "low", "high")):
+        out.loc[name] = [summary[c][k] for c in out.columns]
+    return out
+
+
+def _measure(table: pd.DataFrame, name: str) -> np.ndarray:
+    cols = _PAIRS.get(name, (name,))
+    if not verdicts.has_columns(table, *cols):
+        return np.full(len(table), np.nan)
+    return table[list(cols)].to_numpy(float).mean(axis=1)
+
+
+def phase_measures(tables: dict, thresholds: verdicts.Thresholds = verdicts.DEFAULT,
+                   measures=tuple(PHASE_MEASURES)) -> pd.DataFrame:
+    """Each representation measure averaged over each phase's checkpoints (phases under
+    `thresholds`): measure, name, phase, mean, low, high, how (t interval of per-seed means across
+    seeds; with one seed a t interval over the phase's checkpoints). NaN when not measured."""
+    tables = {k: tb.reset_index(drop=True) for k, tb in _items(tables)}
+    rows = []
+    for m in measures:
+        with_col = {k: tb.assign(**{"_m": _measure(tb, m)}) for k, tb in tables.items()}
+        for phase in "ABC":
+            mean, low, high, how = verdicts.phase_stat(with_col, phase, "_m", thresholds)
+            rows.append({"measure": m, "name": PHASE_MEASURES.get(m, m), "phase": phase, "mean": mean,
+                         "low": low, "high": high, "how": how})
+    return pd.DataFrame(rows)
+
+
+def order_inside_b(tables: dict, thresholds: verdicts.Thresholds = verdicts.DEFAULT,
+                   measures=("raw_r2", "umap_r2", "knn_r2")) -> pd.DataFrame:
+    """Per seed and order measure: the first step *labelled B* at which the measure (mean of x
+    and y) is ≥ `thresholds.r2_level`, the step C begins, and how many B checkpoints come from
+    that step on (the part of phase B that the measure already calls ordered). NaN/0 when the
+    measure never reaches the level inside B or is not measured."""
+    t = thresholds
+    rows = []
+    for seed, table in _items(tables):
+        table = table.reset_index(drop=True)
+        ph = verdicts.phases_under(table, t)
+        steps = table["step"].to_numpy(float)
+        c_start = float(steps[ph == "C"][0]) if (ph == "C").any() else math.nan
+        n_b = int((ph == "B").sum())
+        for m in measures:
+            v = _measure(table, m)
+            with np.errstate(invalid="ignore"):
+                hit = np.flatnonzero((ph == "B") & (v >= t.r2_level))
+            first = float(steps[hit[0]]) if len(hit) else math.nan
+            late = int(((ph == "B") & (steps >= first)).sum()) if len(hit) else 0
+            rows.append({"seed": seed, "measure": m, "name": PHASE_MEASURES[m],
+                         "measured": bool(np.isfinite(v).any()), "b_checkpoints": n_b,
+                         "first_ordered_in_B": first, "B_checkpoints_ordered_on": late, "C_begins": c_start})
+    return pd.DataFrame(rows)
+
+
 def phase_profile(table: pd.DataFrame) -> pd.DataFrame:
     """Per phase label: how many checkpoints, their step range, and the mean bump-count fractions,
-    accuracy and R² over them (what each phase's samples and representation look like)."""
+    accuracy, R² and (when measured) the representation measures over them."""
     cols = ["frac_0", "frac_1", "frac_multi", "accuracy", "r2_x", "r2_y", "r2_x_raw", "r2_y_raw"]
+    cols += [c for c in ("intrinsic_dim", "participation_ratio", "knn_r2_x", "knn_r2_y", "neighbour_overlap",
+                         "error_x", "error_y") if verdicts.has_columns(table, c)]
     g = table.groupby("phase")
     out = g[cols].mean()
     out.insert(0, "last_step", g["step"].max())
@@ -105,32 +194,53 @@ def coupling_table(tables_by_key: dict) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def boundary_trend(bounds: pd.DataFrame) -> str:
-    """How the B -> C step moves with increment (`phase_boundaries` output), in words with the
-    Spearman correlation; '' when fewer than two increments reached C or the steps do not vary.
-    Larger increment = sparser data."""
-    reached = bounds.dropna(subset=["step_B_to_C"])
-    if len(reached) < 2:
-        return ""
-    corr = reached[["increment", "step_B_to_C"]].corr(method="spearman").iloc[0, 1]
-    if corr != corr:  # NaN: every increment reached C at the same step
-        return ""
-    words = "sparser data reach C later" if corr > 0 else "denser data reach C later" if corr < 0 else "no trend"
-    return f"rank correlation of increment with the B → C step: {corr:+.2f} ({words})"
+def _runs_of(group) -> list:
+    return list(group) if isinstance(group, (list, tuple)) else [group]
 
 
 def phase_boundaries(tables_by_increment: dict) -> pd.DataFrame:
-    """Fig. 4 in numbers: per increment, the first step of phase B and of phase C, the final
-    accuracy and mean UMAP R²."""
+    """Fig. 4 in numbers: per increment (and run, when an increment has several seeds: `run` is
+    its position in the list), the first step of phase B and of phase C, the final accuracy and
+    mean UMAP R². The trend is judged by `verdicts.trend_claim`."""
     rows = []
     for inc in sorted(tables_by_increment):
-        t = tables_by_increment[inc]
-        tr = metrics.phase_transitions(t)
-        last = t.iloc[-1]
-        rows.append({"increment": inc, "step_A_to_B": tr["step_A_to_B"], "step_B_to_C": tr["step_B_to_C"],
-                     "final_accuracy": float(last["accuracy"]),
-                     "final_mean_r2": float(np.nanmean([last["r2_x"], last["r2_y"]]))})
+        for k, t in enumerate(_runs_of(tables_by_increment[inc])):
+            tr = metrics.phase_transitions(t)
+            last = t.iloc[-1]
+            rows.append({"increment": inc, "run": k, "step_A_to_B": tr["step_A_to_B"],
+                         "step_B_to_C": tr["step_B_to_C"], "final_accuracy": float(last["accuracy"]),
+                         "final_mean_r2": float(np.nanmean([last["r2_x"], last["r2_y"]]))})
     return pd.DataFrame(rows)
+
+
+def axis_crossings(tables_by_key: dict, thresholds: verdicts.Thresholds = verdicts.DEFAULT) -> pd.DataFrame:
+    """Fig. 5 in numbers, per (dx, dy, seed) run and statistic: the step at which x and at which y
+    first get there, and the gap y − x in steps and in checkpoints (positive: x first). Primary:
+    per-axis error of the brightest region ≤ `error_px` (`error_x/y`; no single-bump requirement);
+    secondary: `accuracy_x/y` ≥ `accuracy_level` (both need exactly one bump, so 'together' is
+    partly built in). Rows of a statistic a table lacks are left out."""
+    t = thresholds
+    stats = [("error", "error_x", "error_y", t.error_px, False, f"per-axis error ≤ {t.error_px:g} px"),
+             ("accuracy", "accuracy_x", "accuracy_y", t.accuracy_level, True,
+              f"accuracy_x/y ≥ {t.accuracy_level:g}")]
+    rows = []
+    for key in sorted(tables_by_key):
+        table = tables_by_key[key].reset_index(drop=True)
+        dx, dy, seed = key
+        steps = table["step"].to_numpy(float)
+        n = len(steps)
+        for stat, cx, cy, level, upward, what in stats:
+            if not verdicts.has_columns(table, cx, cy):
+                continue
+            ix = verdicts.crossing(*(table[cx].to_numpy(float),) * 3, level, upward)[1]
+            iy = verdicts.crossing(*(table[cy].to_numpy(float),) * 3, level, upward)[1]
+            sx = steps[ix] if ix < n else math.nan
+            sy = steps[iy] if iy < n else math.nan
+            rows.append({"dx": dx, "dy": dy, "seed": seed, "statistic": stat, "what": what, "step_x": sx,
+                         "step_y": sy, "gap_steps": sy - sx,
+                         "gap_checkpoints": (iy - ix) if ix < n and iy < n else math.nan})
+    return pd.DataFrame(rows, columns=["dx", "dy", "seed", "statistic", "what", "step_x", "step_y", "gap_steps",
+                                       "gap_checkpoints"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,6 +249,7 @@ def phase_boundaries(tables_by_increment: dict) -> pd.DataFrame:
 
 def reconstructed_choices(config: RunConfig) -> pd.DataFrame:
     """Every choice the paper does not state, with the knob that changes it and its value here."""
+    from . import evaluate
     from .config import resolve_tap
 
     tap = resolve_tap(config.tap_layer, len(config.channel_mults))
@@ -175,7 +286,7 @@ def reconstructed_choices(config: RunConfig) -> pd.DataFrame:
          f"> {m.BUMP_THRESHOLD} of full height, ≥ {m.MIN_BUMP_AREA} px, 8-connected",
          "A bump is a bright connected region shaped like a bump (window correlation ≥ "
          f"{m.MIN_BUMP_CORRELATION:g} with an ideal one); its centre is where an ideal bump of width σ best "
-         "matches the 7 × 7 window around its brightest pixel (to 0.01 px), which, unlike a centroid, is "
+         f"matches the {2 * m.CENTROID_RADIUS + 1} × {2 * m.CENTROID_RADIUS + 1} window around its brightest pixel (to 0.01 px), which, unlike a centroid, is "
          "not pulled inwards where the image border cuts the bump off."),
         ("Accuracy rule", "metrics.TOLERANCE_PX", f"exactly one bump, |x̂ − x| ≤ {m.TOLERANCE_PX:g} and |ŷ − y| ≤ {m.TOLERANCE_PX:g} px",
          "accuracy_x / accuracy_y apply the same rule to one coordinate."),
@@ -183,6 +294,23 @@ def reconstructed_choices(config: RunConfig) -> pd.DataFrame:
          "As the paper describes it."),
         ("R² control", "(metrics.r2_cross_validated)", "leave-one-out ridge regression from the raw activations",
          "Does not depend on UMAP; an ordered 3D UMAP without it would be suspicious."),
+        ("Intrinsic dimension", "(geometry.twonn_dimension)", "TwoNN (Facco et al. 2017) on the tapped activations",
+         f"Only the ratio of each point's 2nd to 1st nearest-neighbour distance; a 2D sheet reads "
+         f"{verdicts.DEFAULT.sheet_dim:g} ± {verdicts.DEFAULT.dim_tolerance:g} in the verdicts "
+         "(`verdicts.Thresholds`). The participation ratio beside it is the *linear* dimension."),
+        ("Order without a linear read-out", "(geometry.knn_r2, geometry.neighbourhood_overlap)",
+         f"leave-one-out k-NN regression R² (k = {evaluate.KNN_K}); neighbour overlap "
+         f"(k = {evaluate.OVERLAP_K}); each k at most n − 1",
+         "Both score a sheet that is ordered but curved, where a linear read-out of the UMAP fails; "
+         "the overlap's chance level is about k / (n − 1)."),
+        ("Per-axis error", "(geometry.axis_errors)", "centre of the brightest region, |x̂ − x| and |ŷ − y| in px",
+         "Needs no single bump (unlike accuracy_x / accuracy_y), so Fig. 5's 'x and y together' is not "
+         f"built in; an axis counts as learned at ≤ {verdicts.DEFAULT.error_px:g} px."),
+        ("Intervals", "(intervals.wilson, bootstrap_r2_loo, t_interval)",
+         f"{verdicts.DEFAULT.level:.0%}: Wilson for accuracies; percentile bootstrap of the leave-one-out "
+         "(prediction, target) pairs for R²; Student t across seeds",
+         "The bootstrap resamples leave-one-out predictions rather than refitting on duplicated points "
+         "(which would leak a point into its own test)."),
         ("UMAP", "umap_neighbors, umap_min_dist", f"{config.umap_neighbors}, {config.umap_min_dist:g}",
          "3 components, fixed random_state = eval_seed, so embeddings repeat exactly."),
         ("Phase labels", "metrics.PHASE_SINGLE_BUMP, PHASE_ACCURATE",
@@ -197,140 +325,3 @@ def reconstructed_choices(config: RunConfig) -> pd.DataFrame:
          "Dense early, where the phases happen."),
     ]
     return pd.DataFrame(rows, columns=["choice", "config field / constant", "value in this run", "why"])
-
-
-# ---------------------------------------------------------------------------------------------
-# the paper's claims, checked against the runs of a sweep (the book's "What reproduced" page)
-# ---------------------------------------------------------------------------------------------
-
-REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED = "reproduced", "partly", "not reproduced", "no claim to test"
-ORDERED_UMAP_R2 = 0.8        # final mean UMAP R² that counts as "an ordered manifold"
-UNSTRUCTURED_UMAP_R2 = 0.5   # mean UMAP R² over phase A below which it counts as "no structure"
-FINAL_ACCURACY = 0.9
-
-
-def _steps_text(value: float) -> str:
-    return "never" if math.isnan(value) else f"{value:.0f}"
-
-
-def _spacing_at(table: pd.DataFrame, step: float) -> float:
-    """Checkpoint spacing just before `step` (the resolution of a crossing measured there)."""
-    steps = table["step"].to_numpy(dtype=float)
-    i = int(np.searchsorted(steps, step))
-    return float(steps[i] - steps[i - 1]) if 0 < i < len(steps) else float(steps[1] - steps[0])
-
-
-def _phase_order(table: pd.DataFrame) -> tuple[str, str]:
-    labels = "".join(table["phase"])
-    rank = [("ABC".index(p)) for p in labels]
-    relapses = sum(1 for a, b in zip(rank, rank[1:]) if b < a)
-    steps = {p: float(table.loc[table["phase"] == p, "step"].min()) if p in labels else math.nan for p in "ABC"}
-    measured = (f"labels over the checkpoints: {labels}; first A, B, C at steps "
-                f"{', '.join(_steps_text(steps[p]) for p in 'ABC')}")
-    if any(math.isnan(steps[p]) for p in "ABC") or not steps["A"] < steps["B"] < steps["C"]:
-        return measured, NOT_REPRODUCED
-    if relapses:
-        return measured + f"; {relapses} step(s) back to an earlier phase", PARTLY
-    return measured, REPRODUCED
-
-
-def _coupling_verdict(pairs: dict, col_x: str, col_y: str, name: str, level: float = 0.5) -> tuple[str, str]:
-    """Do x and y cross `level` within one checkpoint spacing of each other in every imbalanced run?
-    A miss says which coordinate came first: x first is the factorized prediction."""
-    parts, coupled = [], []
-    for (dx, dy, seed), table in sorted(pairs.items()):
-        sx, sy = crossing_step(table, col_x, level), crossing_step(table, col_y, level)
-        if math.isnan(sx) or math.isnan(sy):
-            parts.append(f"dx {dx:g}, dy {dy:g} (seed {seed}): {name} of x or y never reached {level:g}")
-            coupled.append(False)
-            continue
-        tol = _spacing_at(table, max(sx, sy))
-        together = abs(sy - sx) <= tol
-        coupled.append(together)
-        first = "together" if together else ("x first" if sx < sy else "y (the sparse axis) first")
-        parts.append(f"dx {dx:g}, dy {dy:g} (seed {seed}): {name} of x and y reach {level:g} at steps "
-                     f"{sx:.0f} and {sy:.0f}: {first} (checkpoint spacing there {tol:.0f})")
-    verdict = REPRODUCED if all(coupled) else PARTLY if any(coupled) else NOT_REPRODUCED
-    return "; ".join(parts), verdict
-
-
-def claim_verdicts(main: pd.DataFrame, increments: dict | None = None, pairs: dict | None = None) -> pd.DataFrame:
-    """Each claim of the paper that these runs can test, what was measured, and a verdict.
-
-    `main`: the metrics table of the default run; `increments`: {increment: table} (Fig. 4);
-    `pairs`: {(dx, dy, seed): table} (Fig. 5). The phase labels come from generation behaviour
-    (`metrics.phase_label`), so the testable part of each phase claim is the representation that
-    goes with that behaviour; a phase's behaviour numbers are given for reference."""
-    rows = []
-    umap_r2 = main[["r2_x", "r2_y"]].mean(axis=1)
-    raw_r2 = main[["r2_x_raw", "r2_y_raw"]].mean(axis=1)
-
-    measured, verdict = _phase_order(main)
-    rows.append(("Training passes through three phases, A → B → C (abstract, Fig. 3)", measured, verdict))
-
-    prof = phase_profile(main)
-    r2_by_phase = prof[["r2_x", "r2_y"]].mean(axis=1)
-    if "A" in prof.index:
-        a = prof.loc["A"]
-        measured = (f"mean UMAP R² over phase A {r2_by_phase['A']:.2f}; samples: no bump {a['frac_0']:.0%}, "
-                    f"several {a['frac_multi']:.0%}, one {a['frac_1']:.0%}")
-        verdict = REPRODUCED if r2_by_phase["A"] < UNSTRUCTURED_UMAP_R2 else NOT_REPRODUCED
-    else:
-        measured, verdict = "no checkpoint was labelled A", NOT_REPRODUCED
-    rows.append(("Phase A: no latent structure; no bump or several bumps", measured, verdict))
-
-    if "B" in prof.index and "C" in prof.index:
-        b = prof.loc["B"]
-        measured = (f"mean UMAP R² over phase B {r2_by_phase['B']:.2f} vs phase C {r2_by_phase['C']:.2f}; "
-                    f"samples: one bump {b['frac_1']:.0%}, accuracy {b['accuracy']:.2f} (2D-ness not measured)")
-        verdict = REPRODUCED if r2_by_phase["B"] < r2_by_phase["C"] and r2_by_phase["B"] < ORDERED_UMAP_R2 else NOT_REPRODUCED
-    else:
-        measured, verdict = "phase B or C never reached", NOT_REPRODUCED
-    rows.append(("Phase B: a disordered manifold; one bump in the wrong place", measured, verdict))
-
-    final = main.iloc[-1]
-    ok = (final["accuracy"] >= FINAL_ACCURACY and umap_r2.iloc[-1] >= ORDERED_UMAP_R2
-          and raw_r2.iloc[-1] >= REPRESENTATION_LEVEL)
-    rows.append(("Phase C: an ordered manifold; one bump in the right place",
-                 f"last checkpoint (step {final['step']:.0f}): accuracy {final['accuracy']:.2f}, "
-                 f"mean R² from UMAP {umap_r2.iloc[-1]:.2f}, from raw activations {raw_r2.iloc[-1]:.2f}",
-                 REPRODUCED if ok else NOT_REPRODUCED))
-
-    s = transition_summary([main]).per_seed.iloc[0]
-    r, acc = s["step_raw_r2_0.9"], s["step_accuracy_0.5"]
-    ordered_first = not math.isnan(r) and (math.isnan(acc) or r <= acc)  # never ordering fails the claim
-    verdict = REPRODUCED if ordered_first else NOT_REPRODUCED
-    rows.append(("An ordered representation is what good generation needs (abstract)",
-                 f"raw R² first ≥ {REPRESENTATION_LEVEL} at step {_steps_text(r)}, accuracy first ≥ "
-                 f"{ACCURACY_LEVEL} at step {_steps_text(acc)}", verdict))
-
-    if increments:
-        bounds = phase_boundaries(increments)
-        reached = bounds.dropna(subset=["step_B_to_C"])
-        measured = f"{len(reached)} of {len(bounds)} increments reached C"
-        if len(reached):
-            measured += (f", at steps {reached['step_B_to_C'].min():.0f}–{reached['step_B_to_C'].max():.0f}")
-        trend = boundary_trend(bounds)
-        if trend:
-            measured += f"; {trend}"
-        rows.append(("Fig. 4: phase diagram over increment × training steps (the caption states no trend)",
-                     measured, NOT_TESTED))
-
-    if pairs:
-        rows.append(("Fig. 5: on imbalanced data x and y are learned together, not x first (accuracy)",
-                     *_coupling_verdict(pairs, "accuracy_x", "accuracy_y", "accuracy")))
-        rows.append(("Fig. 5: … and represented together (raw-activation R² of x and of y)",
-                     *_coupling_verdict(pairs, "r2_x_raw", "r2_y_raw", "raw R²")))
-
-    return pd.DataFrame(rows, columns=["claim", "measured here", "verdict"])
-
-
-VERDICT_COLOURS = {REPRODUCED: "#d9f2d9", PARTLY: "#fff0c2", NOT_REPRODUCED: "#f8d0d0", NOT_TESTED: "#e8e8e8"}
-
-
-def verdict_table(verdicts: pd.DataFrame):
-    """`claim_verdicts` as a table with the verdict cells coloured (green / amber / red / grey)."""
-    colour = lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}; font-weight: 600"  # noqa: E731
-    return (verdicts.style.hide(axis="index").map(colour, subset=["verdict"])
-            .set_properties(subset=["measured here"], **{"font-size": "0.9em"})
-            .set_properties(**{"text-align": "left", "vertical-align": "top"}))

@@ -11,12 +11,23 @@ Written (every file atomically, so a reader never sees half of one):
 
 The run is read, never written, through `view.RunView` (the same view the figures draw from, so
 the aligned coordinates are the plotted ones) over the verified store, so a damaged file is refused
-with its path rather than exported. Book pages call `export_run(view, dir)` to put the files next to
-the page.
+with its path rather than exported.
+
+Book pages offer the same files next to the page: a cell ends with `download_links(files, folder)`
+(or `run_download_links(view, folder)`), which shows links to `<folder>/<name>` and carries the files
+in its output (gzip + base64, mime type `PAGE_FILES_MIME`). The book's Sphinx build loads this module
+as an extension (`setup` below, named in book/_config.yml): it writes those files into the built
+site beside the page, so the pre-executed notebook is the only input and a plain link works in a
+strict build. In a live kernel (`BUMPDIFF_STATIC_BOOK` unset) the files are also written to
+`<folder>/` under the working directory (the notebook's folder in JupyterLab), where the links point.
 """
 from __future__ import annotations
 
+import base64
+import gzip
+import html
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -107,16 +118,14 @@ def embeddings_table(view):
     return pd.concat(parts, ignore_index=True)[EMBEDDING_COLUMNS] if parts else pd.DataFrame(columns=EMBEDDING_COLUMNS)
 
 
-def export_run(run_or_view, out_dir) -> list[Path]:
-    """Write metrics.csv, losses.csv, embeddings.csv and README.txt for a finished run (a
-    `view.RunView`, a `store.Run` or a run directory) into `out_dir`, created if needed; returns
-    the paths written, in that order."""
+def run_files(run_or_view) -> dict[str, bytes]:
+    """{name: bytes} of metrics.csv, losses.csv, embeddings.csv and README.txt (in that order)
+    for a finished run (a `view.RunView`, a `store.Run` or a run directory)."""
     import json
 
     import pandas as pd
 
     view = as_view(run_or_view)
-    out = Path(out_dir)
     losses = np.asarray([] if view.losses is None else view.losses, dtype=np.float64)
     loss_table = pd.DataFrame({"step": np.arange(1, len(losses) + 1, dtype=np.int64), "loss": losses})
     embeddings = embeddings_table(view)
@@ -127,11 +136,151 @@ def export_run(run_or_view, out_dir) -> list[Path]:
                            n_steps=len(view.steps), size=view.image_size)
     # the run's own metrics.csv, byte for byte (verified against the manifest) when there is one
     metrics_csv = view.run.read_bytes(view.run.metrics_path) if view.run is not None else _csv_bytes(view.table)
-    files = [(out / "metrics.csv", metrics_csv), (out / "losses.csv", _csv_bytes(loss_table)),
-             (out / "embeddings.csv", _csv_bytes(embeddings)), (out / "README.txt", readme.encode())]
-    for path, data in files:  # everything is computed first: a failure leaves no partial export
-        atomic_write_bytes(path, data)
-    return [path for path, _ in files]
+    return {"metrics.csv": metrics_csv, "losses.csv": _csv_bytes(loss_table),
+            "embeddings.csv": _csv_bytes(embeddings), "README.txt": readme.encode()}
 
 
-__all__ = ["export_run", "embeddings_table", "as_view", "ExportError", "EMBEDDING_COLUMNS"]
+def export_run(run_or_view, out_dir) -> list[Path]:
+    """Write metrics.csv, losses.csv, embeddings.csv and README.txt for a finished run (a
+    `view.RunView`, a `store.Run` or a run directory) into `out_dir`, created if needed; returns
+    the paths written, in that order."""
+    files = run_files(run_or_view)  # everything is computed first: a failure leaves no partial export
+    out = Path(out_dir)
+    for name, data in files.items():
+        atomic_write_bytes(out / name, data)
+    return [out / name for name in files]
+
+
+# ---------------------------------------------------------------------------------------------
+# the files behind a book page, linked from it
+# ---------------------------------------------------------------------------------------------
+
+PAGE_FILES_MIME = "application/vnd.bumpdiff.page-files+json"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _as_bytes(content) -> bytes:
+    if isinstance(content, bytes):
+        return content
+    if isinstance(content, str):
+        return content.encode()
+    if hasattr(content, "to_csv"):  # a DataFrame (or Series)
+        return _csv_bytes(content if hasattr(content, "columns") else content.to_frame())
+    raise TypeError(f"a page file is bytes, str or a DataFrame; got {type(content).__name__}")
+
+
+def _size_text(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{max(n / 1e3, 0.1):.1f} kB"
+
+
+class DownloadLinks:
+    """Links to files offered beside a page (`download_links`); `files`: {name: bytes}."""
+
+    def __init__(self, files: dict, folder: str, caption: str):
+        for name in [folder, *files]:
+            if not _SAFE_NAME.match(name):
+                raise ValueError(f"{name!r}: file and folder names are letters, digits, '.', '_', '-'")
+        self.files = {name: _as_bytes(content) for name, content in files.items()}
+        self.folder, self.caption = folder, caption
+
+    def hrefs(self) -> list[str]:
+        return [f"{self.folder}/{name}" for name in self.files]
+
+    def _repr_html_(self) -> str:
+        links = " · ".join(f'<a href="{self.folder}/{name}" download="{name}" class="bumpdiff-download">'
+                           f"{name}</a> ({_size_text(len(data))})" for name, data in self.files.items())
+        return f'<p class="bumpdiff-downloads">{html.escape(self.caption)}: {links}</p>'
+
+    def _repr_markdown_(self) -> str:
+        return f"{self.caption}: " + " · ".join(f"[{name}]({self.folder}/{name})" for name in self.files)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        packed = {name: base64.b64encode(gzip.compress(data, mtime=0)).decode() for name, data in self.files.items()}
+        return {"text/html": self._repr_html_(), "text/markdown": self._repr_markdown_(),
+                "text/plain": self._repr_markdown_(),
+                PAGE_FILES_MIME: {"folder": self.folder, "files": packed}}
+
+    def write(self, directory) -> list[Path]:
+        """Write the files to `directory/<folder>/`; returns their paths."""
+        out = Path(directory) / self.folder
+        for name, data in self.files.items():
+            atomic_write_bytes(out / name, data)
+        return [out / name for name in self.files]
+
+
+def named_tables(prefix: str, tables: dict) -> dict:
+    """{key: table, or [table per seed]} -> {"<prefix>_<key>[_<i>].csv": table}, keys written
+    plainly (1.0 -> "1", (0.1, 1.0, 3) -> "0.1_1_3"), for `download_links`."""
+    def word(key):
+        parts = key if isinstance(key, tuple) else (key,)
+        return "_".join(f"{p:g}" if isinstance(p, float) else str(p) for p in parts)
+
+    files = {}
+    for key, value in tables.items():
+        if isinstance(value, (list, tuple)):
+            files.update({f"{prefix}_{word(key)}_{i}.csv": t for i, t in enumerate(value)})
+        else:
+            files[f"{prefix}_{word(key)}.csv"] = value
+    return files
+
+
+def download_links(files: dict, folder: str, caption: str = "Data behind this page's figures") -> DownloadLinks:
+    """Offer `files` ({name: DataFrame | bytes | str}) beside the page, in `folder/`, and show links
+    to them. As a cell's last value: in the book the files land next to the page (`setup`); in a
+    live kernel they are written under the working directory now."""
+    import os
+
+    from .widgets import STATIC_ENV
+
+    links = DownloadLinks(files, folder, caption)
+    if os.environ.get(STATIC_ENV, "") in ("", "0"):
+        links.write(Path.cwd())
+    return links
+
+
+def run_download_links(view, folder: str, caption: str = "Data behind this page's figures") -> DownloadLinks:
+    """`download_links` of a run's export (`run_files`: metrics, losses, embeddings, README)."""
+    return download_links(run_files(view), folder, caption)
+
+
+def page_files_of(notebook: dict) -> list[tuple[str, dict[str, bytes]]]:
+    """[(folder, {name: bytes})] carried by an executed notebook's outputs (`PAGE_FILES_MIME`)."""
+    found = []
+    for cell in notebook.get("cells", []):
+        for out in cell.get("outputs", []):
+            bundle = (out.get("data") or {}).get(PAGE_FILES_MIME)
+            if not bundle:
+                continue
+            folder = bundle["folder"]
+            files = {name: gzip.decompress(base64.b64decode(data)) for name, data in bundle["files"].items()}
+            for name in [folder, *files]:
+                if not _SAFE_NAME.match(name):
+                    raise ValueError(f"{name!r}: not a plain file name")
+            found.append((folder, files))
+    return found
+
+
+def _write_page_files(app, pagename, templatename, context, doctree):
+    """Sphinx `html-page-context`: the files a notebook page offers, written beside its HTML."""
+    import json
+
+    if doctree is None or app.builder.format != "html" or pagename not in app.env.found_docs:
+        return
+    source = Path(app.env.doc2path(pagename))
+    if source.suffix != ".ipynb":
+        return
+    page_dir = Path(app.outdir) / Path(pagename).parent
+    for folder, files in page_files_of(json.loads(source.read_text(encoding="utf-8"))):
+        for name, data in files.items():
+            atomic_write_bytes(page_dir / folder / name, data)
+
+
+def setup(app):
+    """Sphinx extension (book/_config.yml `extra_extensions`): write every page's offered files
+    (`download_links`) into the built site beside the page."""
+    app.connect("html-page-context", _write_page_files)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+__all__ = ["export_run", "run_files", "embeddings_table", "as_view", "ExportError", "EMBEDDING_COLUMNS",
+           "download_links", "run_download_links", "DownloadLinks", "page_files_of", "PAGE_FILES_MIME"]

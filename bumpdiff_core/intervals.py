@@ -23,7 +23,9 @@ import math
 import numpy as np
 from scipy import stats
 
-DEFAULT_ALPHAS = np.logspace(-2, 4, 13)  # the grid metrics.r2_cross_validated uses
+from . import metrics
+
+DEFAULT_ALPHAS = metrics.DEFAULT_ALPHAS  # the grid metrics.r2_cross_validated uses
 
 
 def _z(level: float) -> float:
@@ -73,42 +75,10 @@ def t_interval(values, level: float = 0.95):
 
 
 def loo_ridge_predictions(features, target, alphas=DEFAULT_ALPHAS) -> np.ndarray:
-    """Exact leave-one-out predictions of the ridge regression of `metrics.r2_cross_validated`.
-
-    Same standardisation, alpha grid and per-target alpha choice (lowest LOO error), same closed
-    form (LOO residual e_i = r_i / (1 - H_ii), the intercept adding 1/n to H_ii), so
-    1 - mean((target - pred)^2) / var(target) equals `r2_cross_validated(features, target)`.
-    `target` (n,) -> (n,); (n, k) -> (n, k).
-    """
-    x = np.asarray(features, dtype=np.float64)
-    y = np.asarray(target, dtype=np.float64)
-    single = y.ndim == 1
-    y = y[:, None] if single else y
-    n = len(y)
-    if n < 3:
-        raise ValueError("need at least 3 points")
-    x = x.reshape(n, -1)
-    x = x - x.mean(axis=0)
-    scale = x.std(axis=0)
-    x = x / np.where(scale > 0, scale, 1.0)
-    mean = y.mean(axis=0)
-    yc = y - mean
-    w, v = np.linalg.eigh(x @ x.T)
-    w = np.clip(w, 0, None)
-    vty = v.T @ yc
-    best = np.full(y.shape[1], np.inf)
-    best_resid = np.zeros_like(yc)
-    for alpha in alphas:
-        shrink = w / (w + alpha)
-        fitted = v @ (shrink[:, None] * vty)
-        leverage = (v**2) @ shrink + 1.0 / n
-        resid = (yc - fitted) / (1 - leverage)[:, None]
-        mse = np.mean(resid**2, axis=0)
-        better = mse < best
-        best = np.where(better, mse, best)
-        best_resid[:, better] = resid[:, better]
-    pred = y - best_resid
-    return pred[:, 0] if single else pred
+    """Exact leave-one-out predictions of the ridge regression of `metrics.r2_cross_validated`:
+    `metrics.loo_ridge_predictions` (one implementation of the closed form, kept there).
+    `target` (n,) -> (n,); (n, k) -> (n, k)."""
+    return metrics.loo_ridge_predictions(features, target, alphas)
 
 
 def _r2_rows(pred, target):
@@ -147,7 +117,8 @@ def bootstrap_r2_loo(features, target, n_boot: int = 200, seed: int = 0, level: 
                      alphas=DEFAULT_ALPHAS):
     """Leave-one-out ridge R^2 (= metrics.r2_cross_validated) with a bootstrap interval -> (r2, low, high).
 
-    Method: the LOO predictions are computed once (closed form, `loo_ridge_predictions`), then
+    Method: the LOO predictions are computed once (closed form, `metrics._loo_ridge`, the fit of
+    `metrics.r2_cross_validated`, whose value is returned bit for bit), then
     the (LOO prediction, target) pairs are resampled (`bootstrap_pairs_r2`). Why not resample the
     points and rerun LOO: a point drawn twice is then in the training fold of its own copy, so
     LOO scores memorisation (R^2 biased up), and each replicate costs a full fit. Resampling the
@@ -162,8 +133,10 @@ def bootstrap_r2_loo(features, target, n_boot: int = 200, seed: int = 0, level: 
         raise ValueError("target must be 1-D; call once per coordinate")
     if len(t) < 3 or t.var() == 0:
         return float("nan"), float("nan"), float("nan")
-    pred = loo_ridge_predictions(features, t, alphas)
-    return bootstrap_pairs_r2(pred, t, n_boot=n_boot, seed=seed, level=level)
+    y, resid, mse = metrics._loo_ridge(features, t, alphas)
+    _, low, high = bootstrap_pairs_r2(y[:, 0] - resid[:, 0], t, n_boot=n_boot, seed=seed, level=level)
+    # the value by r2_cross_validated's own arithmetic, so it equals that metric bit for bit
+    return float(1 - mse[0] / y.var(axis=0)[0]), low, high
 
 
 def _spearman_of_ranks(rx, ry_rows):

@@ -138,25 +138,21 @@ def r2_in_sample(features: np.ndarray, target: np.ndarray) -> float:
     return float(LinearRegression().fit(features, target).score(features, target))
 
 
-def r2_cross_validated(features: np.ndarray, target: np.ndarray, alphas=np.logspace(-2, 4, 13)):
-    """Leave-one-out R^2 of a ridge regression on standardised features (UMAP-free control).
+DEFAULT_ALPHAS = np.logspace(-2, 4, 13)  # the ridge penalties searched by `r2_cross_validated`
 
-    Exact LOO predictions for every alpha from one eigendecomposition of the n x n Gram matrix
-    (the identity e_i = r_i / (1 - H_ii) for linear smoothers; the fitted intercept adds 1/n to
-    H_ii). This is what sklearn's RidgeCV computes, written out because RidgeCV's generic path
-    costs ~1 s per call on wide layers here and this one is called for every layer of every
-    checkpoint (tests check it against RidgeCV). The alpha is picked per target by the same LOO
-    error, a small optimism. `target` (n,) -> float; (n, k) -> array of k values.
+
+def _loo_ridge(features, target, alphas=DEFAULT_ALPHAS):
+    """The one closed-form leave-one-out ridge fit: (y (n, k), LOO residuals (n, k), LOO MSE (k,)).
+
+    Features standardised; exact LOO residuals for every alpha from one eigendecomposition of the
+    n x n Gram matrix (e_i = r_i / (1 - H_ii) for linear smoothers; the fitted intercept adds 1/n
+    to H_ii); per target, the alpha with the lowest LOO MSE (the earliest on a tie) is kept.
     """
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(target, dtype=np.float64)
-    single = y.ndim == 1
-    y = y[:, None] if single else y
+    y = y[:, None] if y.ndim == 1 else y
     n = len(y)
-    out = np.full(y.shape[1], np.nan)
-    var = y.var(axis=0)
-    if n < 3 or not (var > 0).any():
-        return float(out[0]) if single else out
+    x = x.reshape(n, -1)
     x = x - x.mean(axis=0)
     scale = x.std(axis=0)
     x = x / np.where(scale > 0, scale, 1.0)
@@ -165,12 +161,50 @@ def r2_cross_validated(features: np.ndarray, target: np.ndarray, alphas=np.logsp
     w = np.clip(w, 0, None)
     vty = v.T @ yc
     best = np.full(y.shape[1], np.inf)
+    best_resid = np.zeros_like(yc)
     for alpha in alphas:
         shrink = w / (w + alpha)
         fitted = v @ (shrink[:, None] * vty)
         leverage = (v**2) @ shrink + 1.0 / n
-        loo_mse = np.mean(((yc - fitted) / (1 - leverage)[:, None]) ** 2, axis=0)
-        best = np.minimum(best, loo_mse)
+        resid = (yc - fitted) / (1 - leverage)[:, None]
+        loo_mse = np.mean(resid**2, axis=0)
+        better = loo_mse < best
+        best = np.where(better, loo_mse, best)
+        best_resid[:, better] = resid[:, better]
+    return y, best_resid, best
+
+
+def loo_ridge_predictions(features, target, alphas=DEFAULT_ALPHAS) -> np.ndarray:
+    """Exact leave-one-out predictions of the ridge regression of `r2_cross_validated` (the same
+    fit, `_loo_ridge`), so 1 - mean((target - pred)^2) / var(target) is its R^2 up to rounding.
+    `target` (n,) -> (n,); (n, k) -> (n, k). Needs n >= 3."""
+    y = np.asarray(target, dtype=np.float64)
+    if len(y) < 3:
+        raise ValueError("need at least 3 points")
+    yy, resid, _ = _loo_ridge(features, y, alphas)
+    pred = yy - resid
+    return pred[:, 0] if y.ndim == 1 else pred
+
+
+def r2_cross_validated(features: np.ndarray, target: np.ndarray, alphas=DEFAULT_ALPHAS):
+    """Leave-one-out R^2 of a ridge regression on standardised features (UMAP-free control).
+
+    Exact LOO predictions for every alpha from one eigendecomposition of the n x n Gram matrix
+    (`_loo_ridge`, shared with `loo_ridge_predictions` and `intervals.bootstrap_r2_loo`). This is
+    what sklearn's RidgeCV computes, written out because RidgeCV's generic path costs ~1 s per
+    call on wide layers here and this one is called for every layer of every checkpoint (tests
+    check it against RidgeCV). The alpha is picked per target by the same LOO error, a small
+    optimism. `target` (n,) -> float; (n, k) -> array of k values.
+    """
+    y = np.asarray(target, dtype=np.float64)
+    single = y.ndim == 1
+    y2 = y[:, None] if single else y
+    n = len(y2)
+    out = np.full(y2.shape[1], np.nan)
+    var = y2.var(axis=0)
+    if n < 3 or not (var > 0).any():
+        return float(out[0]) if single else out
+    _, _, best = _loo_ridge(features, y2, alphas)
     out = np.where(var > 0, 1 - best / np.where(var > 0, var, 1), np.nan)
     return float(out[0]) if single else out
 

@@ -9,10 +9,13 @@ command exits with `EXIT_INCOMPLETE` (3) so a script can tell a partial report f
     {"sweep", "seeds_used", "seeds_note", "missing": [run ids],
      "runs": [{"run_id", "run_dir", "config", "final": {metric: value}}],   (finished runs only)
      "claims": [{"claim", "verdict", "value", "low", "high", "detail"}],
-     "fits": [{"design", "model", "slope", "low", "high", "detail"}]}
+     "fits": [{"design", "model", "slope", "low", "high", "detail"}],
+     "efficiency": [{"run_id", "label", "design", "conditioning", ..., "accuracy_unseen",
+                     "accuracy_unseen_low", "accuracy_unseen_high", "memoriser_unseen"}]}
 
-`fits` is filled by `scaling_fits` (a data-scaling sweep's fits of steps-to-C against data size):
-an empty list until such a sweep exists.
+`fits` is filled by `scaling_fits` for a data-scaling sweep (`efficiency-full`: the slope of
+log M* on log K per design and model, scaling.py) and is empty for every other sweep;
+`efficiency` has one row per efficiency run (`efficiency_row`: its last checkpoint).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import verdicts
+from . import scaling, verdicts
 from .sweep import get_sweep
 
 EXIT_COMPLETE, EXIT_INCOMPLETE = 0, 3
@@ -56,13 +59,65 @@ def _clean(value):
     return value
 
 
+def _finals(sweep, tables: dict) -> list:
+    return [(spec.config, tables[spec.run_id].iloc[-1]) for spec in sweep.efficiency_runs()
+            if spec.run_id in tables and len(tables[spec.run_id])]
+
+
+def scaling_table(sweep, tables: dict) -> pd.DataFrame:
+    """M* per (design, model, K, seed) of a data-scaling sweep (`scaling.m_star_table`); empty
+    for a sweep without scaling runs. `tables`: {run_id: metrics table} of its finished runs."""
+    if not getattr(sweep, "scaling", False):
+        return pd.DataFrame(columns=scaling.MSTAR_COLUMNS)
+    return scaling.m_star_table(_finals(sweep, tables))
+
+
 def scaling_fits(sweep, tables: dict) -> list[dict]:
-    """Fits of a data-scaling sweep ({"design", "model", "slope", "low", "high", "detail"} each).
-    The hook for the data-scaling sweep: a sweep without scaling runs (every sweep today) has
-    none. `tables`: {run_id: metrics table} of the sweep's finished runs."""
-    if not getattr(sweep, "scaling", None):
+    """Fits of a data-scaling sweep ({"design", "model", "slope", "low", "high", "detail"} each,
+    `scaling.slope_fits`); [] for a sweep without scaling runs."""
+    if not getattr(sweep, "scaling", False):
         return []
-    raise NotImplementedError("scaling sweeps: fill `scaling_fits` when they are defined")
+    return scaling.slope_fits(scaling_table(sweep, tables))
+
+
+EFFICIENCY_COLUMNS = ["run_id", "label", "design", "conditioning", "image_size", "seed", "positions", "step",
+                      "accuracy_seen", "accuracy_unseen", "accuracy_unseen_low", "accuracy_unseen_high",
+                      "n_unseen", "memoriser_unseen"]
+
+
+def efficiency_row(config, table: pd.DataFrame, run_id: str = "") -> dict:
+    """One efficiency run at its last checkpoint: design, model, training positions, seen and
+    unseen accuracy (Wilson interval over `n_unseen` positions), the memoriser on the same unseen
+    positions. Columns a run evaluated by older code lacks are NaN."""
+    from .data import training_positions
+    from .intervals import wilson
+    from .sweep import design_label
+
+    last = table.iloc[-1] if len(table) else pd.Series(dtype=float)
+
+    def num(name):
+        try:
+            return float(last.get(name, math.nan))
+        except (TypeError, ValueError):
+            return math.nan
+
+    acc, n = num("accuracy_unseen"), num("n_unseen")
+    low, high = num("accuracy_unseen_low"), num("accuracy_unseen_high")
+    if math.isfinite(acc) and math.isfinite(n) and n > 0 and not (math.isfinite(low) and math.isfinite(high)):
+        low, high = wilson(int(round(acc * n)), int(n))
+    seen = num("accuracy_seen")
+    return {"run_id": run_id, "label": design_label(config), "design": config.design,
+            "conditioning": config.conditioning, "image_size": config.image_size, "seed": config.seed,
+            "positions": len(training_positions(config)), "step": num("step"),
+            "accuracy_seen": seen if math.isfinite(seen) else num("accuracy"),
+            "accuracy_unseen": acc, "accuracy_unseen_low": low, "accuracy_unseen_high": high,
+            "n_unseen": n, "memoriser_unseen": num("memoriser_unseen")}
+
+
+def efficiency_rows(sweep, tables: dict) -> list[dict]:
+    """`efficiency_row` of every finished efficiency run of `sweep` (definition order)."""
+    return [efficiency_row(spec.config, tables[spec.run_id], spec.run_id)
+            for spec in sweep.efficiency_runs() if spec.run_id in tables]
 
 
 @dataclass
@@ -74,6 +129,8 @@ class SweepReport:
     fits: list = field(default_factory=list)
     seeds_used: tuple = ()
     seeds_note: str = ""
+    efficiency: list = field(default_factory=list)
+    m_star: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=scaling.MSTAR_COLUMNS))
 
     @property
     def exit_code(self) -> int:
@@ -83,7 +140,8 @@ class SweepReport:
         claims = [{k: r[k] for k in verdicts.CLAIM_COLUMNS} for r in self.claims.to_dict("records")]
         return _clean({"sweep": self.sweep, "seeds_used": list(self.seeds_used), "seeds_note": self.seeds_note,
                        "missing": list(self.missing), "runs": self.runs, "claims": claims,
-                       "fits": [{k: f.get(k) for k in FIT_COLUMNS} for f in self.fits]})
+                       "fits": [{k: f.get(k) for k in FIT_COLUMNS} for f in self.fits],
+                       "efficiency": [{k: r.get(k) for k in EFFICIENCY_COLUMNS} for r in self.efficiency]})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), allow_nan=False, indent=2, ensure_ascii=False)
@@ -115,12 +173,16 @@ def sweep_report(name, root=None, tuned_seeds=verdicts.TUNED_SEEDS,
         return {key(s.config): found[s.run_id] for s in specs if s.run_id in found}
 
     main = pick(sweep.main_runs(), lambda c: c.seed)
-    increments = pick(sweep.increment_runs(), lambda c: c.increment_x)
+    # Fig. 4's trend claim takes one table per increment: the first figure seed that is untuned
+    fig_seeds = verdicts.pick_seeds(sweep.figure_seeds, tuned_seeds)[0][:1]
+    increments = pick(sweep.increment_runs(seeds=fig_seeds), lambda c: c.increment_x)
     pairs = pick(sweep.pair_runs(), lambda c: (c.increment_x, c.increment_y, c.seed))
     judgement = verdicts.judge(main, tuned_seeds, increments, pairs, thresholds)
     note = judgement.note + (f"; {len(missing)} run(s) not finished, judged without them" if missing else "")
+    if len(sweep.figure_seeds) > 1 and increments:
+        note += f"; the Fig. 4 trend on figure seed {fig_seeds[0]} (one table per increment)"
     return SweepReport(sweep.name, _clean(runs), missing, judgement.table, scaling_fits(sweep, found),
-                       judgement.seeds_used, note)
+                       judgement.seeds_used, note, efficiency_rows(sweep, found), scaling_table(sweep, found))
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -153,6 +215,27 @@ def report_markdown(report: SweepReport) -> str:
     if report.missing:
         out += ["## Missing (not finished; train them with `bumpdiff sweep " + report.sweep + "`)", ""]
         out += [f"- {m}" for m in report.missing] + [""]
+    if report.efficiency:
+        out += ["## Efficiency (last checkpoint; unseen: >= 2 px from every training position)", "",
+                efficiency_markdown(report.efficiency), ""]
     out += ["## Fits", "", _md_table(pd.DataFrame(report.fits, columns=FIT_COLUMNS)) if report.fits
             else "No data-scaling runs in this sweep.", ""]
+    if len(report.m_star):
+        out += ["### M* per K and seed", "", _md_table(report.m_star), ""]
     return "\n".join(out)
+
+
+def efficiency_markdown(rows: list[dict]) -> str:
+    """The efficiency rows as a Markdown table: run, positions, seen, unseen [Wilson], memoriser."""
+    def iv(r):
+        a, lo, hi = r["accuracy_unseen"], r["accuracy_unseen_low"], r["accuracy_unseen_high"]
+        if a is None or not math.isfinite(a):
+            return "—"
+        return f"{a:.2f} [{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) and math.isfinite(hi) else f"{a:.2f}"
+    def whole(v):
+        return str(int(v)) if v is not None and math.isfinite(v) else "—"
+    table = pd.DataFrame([{"run": r["label"], "positions": r["positions"], "step": whole(r["step"]),
+                           "seen accuracy": r["accuracy_seen"], "unseen accuracy [95 % Wilson]": iv(r),
+                           "unseen positions": whole(r["n_unseen"]), "memoriser (unseen)": r["memoriser_unseen"]}
+                          for r in rows])
+    return _md_table(table)

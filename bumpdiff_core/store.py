@@ -10,6 +10,7 @@
         evals/step_0000500.npz                   samples, labels, bump detection, tapped activations
         umap/step_0000500.npz                    3D UMAP embedding of the tapped activations
         metrics.csv                              one row per evaluated checkpoint
+        position_map.npz                         designs other than grid: accuracy at every grid position (last checkpoint)
         COMPLETE                                 written last: the run is finished
         .lock, .manifest.lock                    lock files (the run's computation; manifest updates)
 
@@ -81,9 +82,10 @@ class RunLayout:
         "config.json", "meta.json", "manifest.json", "losses.npz", "metrics.csv", "COMPLETE")
     LOCK, MANIFEST_LOCK = ".lock", ".manifest.lock"
     CHECKPOINTS, STATES, EVALS, UMAP = "checkpoints", "states", "evals", "umap"
+    POSITION_MAP = "position_map.npz"
     # files bumpdiff writes through `Run.write_bytes`; anything else in the folder is left alone
     RECORDED = re.compile(r"^((checkpoints|states)/step_\d+\.safetensors|(evals|umap)/step_\d+\.npz"
-                          r"|metrics\.csv|losses\.npz)$")
+                          r"|metrics\.csv|losses\.npz|position_map\.npz)$")
     _STEP_FILE = re.compile(r"^step_(\d+)\.(safetensors|npz)$")
 
     def __init__(self, path):
@@ -100,6 +102,8 @@ class RunLayout:
     manifest_path = property(lambda self: self.path / self.MANIFEST)
     losses_path = property(lambda self: self.path / self.LOSSES)
     metrics_path = property(lambda self: self.path / self.METRICS)
+    position_map_path = property(lambda self: self.path / self.POSITION_MAP,
+                                 doc="per-grid-position accuracy at the last checkpoint (non-grid designs)")
     complete_path = property(lambda self: self.path / self.COMPLETE, doc="the completion marker")
     lock_path = property(lambda self: self.path / self.LOCK)
     manifest_lock_path = property(lambda self: self.path / self.MANIFEST_LOCK)

@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import ConfigError, profile_config
+from .notebook_runner import (KERNEL_NAME, PACKAGE_DIR, DaskExecutor, NotebookTask, SerialExecutor,  # noqa: F401
+                              _record, execute_notebook_task, is_fresh, notebook_error)
+from .scaling import scaling_overrides
 from .store import RunLayout, atomic_write_bytes, atomic_write_json, data_root
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-KERNEL_NAME = "bumpdiff"
 TRAIN_NOTEBOOK = "train_and_evaluate"
 
 # analysis pages in book order: notebook name -> page title
@@ -40,9 +40,10 @@ PAGE_TITLES = {
     "phases": "The three phases",
     "phase_diagram": "Phase diagram",
     "imbalanced": "Imbalanced data",
+    "efficiency": "Can x and y be learned separately?",
     "appendix": "Appendix",
 }
-FINDINGS_PAGES = ("findings", "data", "phases", "phase_diagram", "imbalanced")
+FINDINGS_PAGES = ("findings", "data", "phases", "phase_diagram", "imbalanced", "efficiency")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,28 +104,44 @@ class Page:
 
 @dataclass(frozen=True)
 class Sweep:
-    """A named set of runs (main runs per seed, Fig. 4 increments, Fig. 5 pairs) and book pages."""
+    """A named set of runs and book pages: the main configuration per seed (`main_seeds`), Fig. 4
+    increments and Fig. 5 pairs per seed (`figure_seeds`), and efficiency runs (`efficiency`: one
+    run per override dict, on top of the sweep's overrides; their seeds are in the dicts).
+    `seeds` is shorthand for both seed lists (sweeps written before they were split)."""
     name: str
     profile: str
     overrides: dict = field(default_factory=dict)
-    seeds: tuple = (0,)
-    increments: tuple = ()       # Fig. 4: one run per increment, increment_x = increment_y
-    pairs: tuple = ()            # Fig. 5: (increment_x, increment_y), one run per pair and seed
+    main_seeds: tuple = (0,)
+    figure_seeds: tuple = (0,)
+    increments: tuple = ()       # Fig. 4: one run per increment and figure seed, increment_x = increment_y
+    pairs: tuple = ()            # Fig. 5: (increment_x, increment_y), one run per pair and figure seed
+    efficiency: tuple = ()       # compositional generalization / data scaling: override dicts
+    scaling: bool = False        # efficiency runs form a data-scaling ladder (scaling.py; report fits)
     pages: tuple = ()            # analysis pages (keys of PAGE_TITLES), in book order
     book: bool = False           # write the book's _toc.yml into `out`
     description: str = ""
+    seeds: tuple | None = None
+
+    def __post_init__(self):
+        if self.seeds is not None:
+            object.__setattr__(self, "main_seeds", tuple(self.seeds))
+            object.__setattr__(self, "figure_seeds", tuple(self.seeds))
 
     def _spec(self, **changes) -> RunSpec:
         return RunSpec.make(self.profile, {**self.overrides, **changes})
 
     def main_runs(self) -> list[RunSpec]:
-        return [self._spec(seed=s) for s in self.seeds]
+        return [self._spec(seed=s) for s in self.main_seeds]
 
-    def increment_runs(self) -> list[RunSpec]:
-        return [self._spec(increment_x=inc, increment_y=inc) for inc in self.increments]
+    def increment_runs(self, seeds=None) -> list[RunSpec]:
+        return [self._spec(increment_x=inc, increment_y=inc, seed=s)
+                for inc in self.increments for s in (self.figure_seeds if seeds is None else seeds)]
 
     def pair_runs(self) -> list[RunSpec]:
-        return [self._spec(increment_x=dx, increment_y=dy, seed=s) for dx, dy in self.pairs for s in self.seeds]
+        return [self._spec(increment_x=dx, increment_y=dy, seed=s) for dx, dy in self.pairs for s in self.figure_seeds]
+
+    def efficiency_runs(self) -> list[RunSpec]:
+        return [self._spec(**changes) for changes in self.efficiency]
 
     def main_run(self) -> RunSpec:
         """The default run: the sweep's profile and overrides, nothing changed."""
@@ -136,11 +153,12 @@ class Sweep:
         base = {"sweep": self.name}
         main = (self.main_run(),)
         table = {
-            "findings": (base, main + tuple(self.increment_runs()) + tuple(self.pair_runs())),
+            "findings": (base, main + tuple(self.main_runs()) + tuple(self.increment_runs()) + tuple(self.pair_runs())),
             "data": ({"profile": self.profile}, ()),
             "phases": (base, main),
             "phase_diagram": (base, tuple(self.increment_runs())),
             "imbalanced": (base, tuple(self.pair_runs())),
+            "efficiency": (base, tuple(self.efficiency_runs()) + tuple(self.pair_runs())),
             "appendix": (base, main),
         }
         unknown = [p for p in self.pages if p not in table]
@@ -151,22 +169,53 @@ class Sweep:
     def runs(self) -> list[RunSpec]:
         """Every distinct run (by run id) the sweep needs, in a stable order."""
         seen: dict[str, RunSpec] = {}
-        candidates = self.main_runs() + self.increment_runs() + self.pair_runs()
+        candidates = self.main_runs() + self.increment_runs() + self.pair_runs() + self.efficiency_runs()
         candidates += [spec for page in self.page_specs() for spec in page.needs]
         for spec in candidates:
             seen.setdefault(spec.run_id, spec)
         return list(seen.values())
 
 
+def design_label(config) -> str:
+    """A short name of a run's training set and model: 'lines k=2 · global', 'random 60 · separable',
+    'holdout 6 · global', 'grid dx 0.1, dy 1 · separable' (+ ', K=24' off 16×16, ', seed 1' off 0)."""
+    c = config
+    what = {"grid": "grid", "random": f"random {c.design_count}", "lines": f"lines k={c.design_lines}",
+            "holdout": f"holdout {c.holdout_size}"}[c.design]
+    if (c.increment_x, c.increment_y) != (1.0, 1.0):
+        what += f" dx {c.increment_x:g}, dy {c.increment_y:g}"
+    extra = (f", K={c.image_size}" if c.image_size != 16 else "") + (f", seed {c.seed}" if c.seed else "")
+    return f"{what} · {c.conditioning}{extra}"
+
+
 ALL_PAGES = tuple(PAGE_TITLES)
+# Efficiency runs other than the Fig. 5 pair read only the last checkpoint's unseen accuracy and a
+# curve: 6 checkpoints (every 300 steps) instead of the 17 of the dense schedule
+FEW_CHECKPOINTS = dict(checkpoint_dense_every=300, checkpoint_dense_until=1500, checkpoint_log_count=0)
+BOOK_EFFICIENCY = tuple(
+    [dict(FEW_CHECKPOINTS, design=d, conditioning=m, **extra)
+     for d, extra in (("lines", {"design_lines": 2}), ("random", {"design_count": 60}))  # both 60 positions
+     for m in ("global", "separable")]
+    + [dict(FEW_CHECKPOINTS, design="holdout", holdout_size=6),
+       # the Fig. 5 statistic on the separable model needs the dense schedule of the pair runs
+       dict(conditioning="separable", increment_x=0.1, increment_y=1.0)])
+TINY_EFFICIENCY = tuple(dict(design="lines", design_lines=2, conditioning=m) for m in ("global", "separable"))
+BOOK = dict(increments=(0.1, 0.2, 0.25, 0.5, 0.75, 1.0), pairs=((0.1, 1.0), (0.1, 0.5)),
+            efficiency=BOOK_EFFICIENCY, pages=ALL_PAGES, book=True)
 SWEEPS: dict[str, Sweep] = {s.name: s for s in [
-    Sweep("book-quick", "quick", increments=(0.1, 0.2, 0.25, 0.5, 0.75, 1.0),
-          pairs=((0.1, 1.0), (0.1, 0.5)), seeds=(0,), pages=ALL_PAGES, book=True,
-          description="the book: the default quick run, Fig. 4 increments, Fig. 5 pairs"),
-    Sweep("book-tiny", "tiny", increments=(0.5, 1.0), pairs=((0.5, 1.0),), seeds=(0,),
+    # seed 0 was used to tune the quick profile; 3-5 played no part (the verdicts use those)
+    Sweep("book-quick", "quick", main_seeds=(0, 3, 4, 5), figure_seeds=(0,), **BOOK,
+          description="the book: the quick run with 4 seeds, Fig. 4 increments, Fig. 5 pairs, efficiency runs"),
+    Sweep("book-full", "quick", main_seeds=(0, 1, 2, 3, 4, 5), figure_seeds=(0, 3, 4), **BOOK,
+          description="the book with 6 main seeds and 3 seeds for every Fig. 4 / Fig. 5 run"),
+    Sweep("book-tiny", "tiny", increments=(0.5, 1.0), pairs=((0.5, 1.0),), efficiency=TINY_EFFICIENCY,
           pages=ALL_PAGES, book=True, description="the book at test scale (seconds per run)"),
-    Sweep("seeds-quick", "quick", seeds=(0, 1, 2),
-          description="the default quick run with three seeds (transition steps, mean +- sd)"),
+    Sweep("seeds-quick", "quick", main_seeds=(0, 1, 2, 3, 4, 5),
+          description="the default quick run with six seeds (transition steps, mean +- sd)"),
+    # K = 8..32 positions per axis, 2 seeds, random and lines ladders, global and separable, with a
+    # full-grid reference per K; step budgets and ladders in scaling.py. Not part of any book.
+    Sweep("efficiency-full", "quick", main_seeds=(), figure_seeds=(), efficiency=tuple(scaling_overrides()),
+          scaling=True, description="data scaling: M*(K) per design and model (scaling.py)"),
 ]}
 
 
@@ -176,177 +225,6 @@ def get_sweep(name) -> Sweep:
     if name not in SWEEPS:
         raise ConfigError("sweep", f"must be one of {', '.join(SWEEPS)}; got {name!r}")
     return SWEEPS[name]
-
-
-# ---------------------------------------------------------------------------------------------
-# one notebook execution (runs on a Dask worker, or in this process with serial=True)
-# ---------------------------------------------------------------------------------------------
-
-@dataclass
-class NotebookTask:
-    kind: str              # "run" (stage 1) or "page" (stage 2)
-    name: str              # run id or page name
-    source: str            # the notebook to execute (absolute path)
-    output: str            # the executed copy (absolute path)
-    parameters: dict
-    data_root: str         # BUMPDIFF_DATA for the kernel (absolute)
-    cwd: str
-    run_markers: list = field(default_factory=list)  # completion markers of the runs this output needs
-
-
-def _library_mtime() -> float:
-    return max(p.stat().st_mtime for p in PACKAGE_DIR.rglob("*.py"))  # figures/ too
-
-
-def _read_notebook(path: Path):
-    import nbformat
-    try:
-        return nbformat.read(str(path), as_version=4)
-    except Exception:  # unreadable or torn: treat as absent
-        return None
-
-
-def is_fresh(task: NotebookTask) -> bool:
-    """The executed copy can be reused: it finished without error, with the same parameters, and
-    is newer than its source notebook, the library and every run it reads."""
-    output = Path(task.output)
-    if not output.exists():
-        return False
-    markers = [Path(m) for m in task.run_markers]
-    if not all(m.exists() for m in markers):
-        return False
-    newest_input = max([Path(task.source).stat().st_mtime, _library_mtime()] + [m.stat().st_mtime for m in markers])
-    if output.stat().st_mtime <= newest_input:
-        return False
-    nb = _read_notebook(output)
-    meta = (nb.metadata.get("papermill") or {}) if nb is not None else {}
-    return (bool(meta.get("end_time")) and not meta.get("exception")
-            and json.loads(json.dumps(meta.get("parameters"))) == json.loads(json.dumps(task.parameters)))
-
-
-def notebook_error(path: Path) -> str | None:
-    """`ename: evalue` of the first error output in an executed notebook."""
-    nb = _read_notebook(path) if Path(path).exists() else None
-    if nb is None:
-        return None
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                return f"{out.get('ename')}: {out.get('evalue')}"
-    return None
-
-
-def _hide_default_parameters(path: Path) -> None:
-    """Tag the notebook's own `parameters` cell `remove-cell`: the page shows the values it was
-    executed with (papermill's injected cell) rather than the notebook's defaults above them."""
-    import nbformat
-
-    nb = _read_notebook(path)
-    if nb is None:
-        return
-    for cell in nb.cells:
-        tags = list(cell.metadata.get("tags", []))
-        if "parameters" in tags and "injected-parameters" not in tags and "remove-cell" not in tags:
-            cell.metadata["tags"] = tags + ["remove-cell"]
-    nbformat.write(nb, str(path))
-
-
-def _record(task: NotebookTask, status: str, error: str | None = None) -> dict:
-    """What one task reports: status is ok, reused, failed or skipped."""
-    return {"kind": task.kind, "name": task.name, "run_id": task.name if task.kind == "run" else None,
-            "notebook": task.output, "status": status, "seconds": 0.0, "error": error}
-
-
-def execute_notebook_task(task: NotebookTask) -> dict:
-    """Execute one notebook with papermill in a subprocess; never raises, returns a record."""
-    started = time.time()
-    record = _record(task, "ok")
-    output = Path(task.output)
-    try:
-        if is_fresh(task):
-            record["status"] = "reused"
-            return record
-        # execute into a side file and rename, so a killed sweep never leaves a half-written page
-        partial = output.parent / ".partial" / output.name
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        # BUMPDIFF_STATIC_BOOK: the executed copies are static pages (see widgets.py)
-        env = dict(os.environ, BUMPDIFF_DATA=task.data_root, BUMPDIFF_STATIC_BOOK="1")
-        env.setdefault("NUMBA_CACHE_DIR", str(Path(task.data_root) / ".numba_cache"))
-        # one notebook per single-threaded worker: more threads per kernel only spin against the
-        # other workers' kernels (the run notebooks also pin torch to `threads` = 1 themselves)
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env.setdefault(var, "1")
-        # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ for its workers; inherited by the kernel it
-        # turns off glibc's adaptive mmap threshold, so every large tensor is mmapped and faulted
-        # in afresh: half of training's CPU time went to the kernel (sys) and runs took 2.5x longer
-        env.pop("MALLOC_TRIM_THRESHOLD_", None)
-        cmd = [sys.executable, "-m", "papermill", task.source, str(partial), "-k", KERNEL_NAME,
-               "--cwd", task.cwd, "-y", json.dumps(task.parameters), "--no-progress-bar",
-               "--log-level", "ERROR"]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if partial.exists():
-            _hide_default_parameters(partial)
-            os.replace(partial, output)
-        if proc.returncode != 0:
-            record["status"] = "failed"
-            tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-            record["error"] = notebook_error(output) or tail or f"papermill exited with {proc.returncode}"
-    except Exception as e:  # a record, not an exception: one failure must not lose the others
-        record["status"] = "failed"
-        record["error"] = f"{type(e).__name__}: {e}"
-    finally:
-        record["seconds"] = round(time.time() - started, 2)
-    return record
-
-
-# ---------------------------------------------------------------------------------------------
-# executors: in-process, or Dask
-# ---------------------------------------------------------------------------------------------
-
-class _SerialExecutor:
-    def map(self, tasks):
-        for task in tasks:
-            yield execute_notebook_task(task)
-
-    def close(self):
-        pass
-
-
-class _DaskExecutor:
-    def __init__(self, scheduler: str | None, workers: int | None):
-        import logging
-
-        from distributed import Client, LocalCluster
-
-        self.cluster = None
-        if scheduler:
-            self.client = Client(scheduler, timeout=30)
-        else:
-            # loopback only; its HTTP endpoint on a free port (8787 may belong to another cluster)
-            self.cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                        processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                        silence_logs=logging.ERROR)
-            self.client = Client(self.cluster)
-
-    def map(self, tasks):
-        from distributed import as_completed
-
-        futures = {}
-        for task in tasks:
-            fut = self.client.submit(execute_notebook_task, task, pure=False,
-                                     key=f"{task.kind}-{task.name}-{time.time_ns()}")
-            futures[fut.key] = (fut, task)
-        for fut in as_completed([f for f, _ in futures.values()]):
-            task = futures[fut.key][1]
-            try:
-                yield fut.result()
-            except Exception as e:  # the worker died (killed, out of memory): report, go on
-                yield _record(task, "failed", f"{type(e).__name__}: {e}")
-
-    def close(self):
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,7 +297,7 @@ def run_sweep(name, scheduler: str | None = None, workers: int | None = None, se
     bar = tqdm(total=len(run_tasks) + len(page_tasks), desc=f"sweep {sweep.name}", unit="notebook",
                disable=not progress, file=sys.stderr)
     started = time.time()
-    executor = _SerialExecutor() if serial else _DaskExecutor(scheduler, workers)
+    executor = SerialExecutor() if serial else DaskExecutor(scheduler, workers)
     timings["startup_seconds"] = round(time.time() - started, 2)
 
     def execute(stage: str, tasks: list) -> None:

@@ -166,6 +166,13 @@ def claim_definitions(t: Thresholds = DEFAULT) -> pd.DataFrame:
 PASS, FAIL, OPEN = "pass", "fail", "undecided"
 
 
+def has_columns(table: pd.DataFrame, *columns) -> bool:
+    """Every column is there and holds at least one finite value (runs evaluated before a column
+    existed load it as all NaN: that counts as absent)."""
+    return all(c in table.columns and np.isfinite(pd.to_numeric(table[c], errors="coerce").to_numpy(float)).any()
+               for c in columns)
+
+
 def _finite(*xs) -> bool:
     return all(x is not None and np.isfinite(x) for x in xs)
 
@@ -224,12 +231,12 @@ def _order(table: pd.DataFrame, t: Thresholds):
     cx, cy = ORDER_MEASURES[t.order_measure]
     n = len(table)
     nan = np.full(n, np.nan)
-    if not {cx, cy} <= set(table.columns):
+    if not has_columns(table, cx, cy):
         return nan, nan, nan
     value = table[[cx, cy]].to_numpy(float).mean(axis=1)
     lows = [f"{cx}_low", f"{cy}_low"]
     highs = [f"{cx}_high", f"{cy}_high"]
-    if set(lows + highs) <= set(table.columns):
+    if has_columns(table, *lows, *highs):
         return value, table[lows].to_numpy(float).mean(axis=1), table[highs].to_numpy(float).mean(axis=1)
     return value, nan, nan
 
@@ -237,9 +244,9 @@ def _order(table: pd.DataFrame, t: Thresholds):
 def _accuracy(table: pd.DataFrame, t: Thresholds, column: str = "accuracy"):
     """(value, low, high) arrays: the table's Wilson bounds, else Wilson from n_labels, else none."""
     value = table[column].to_numpy(float)
-    if {f"{column}_low", f"{column}_high"} <= set(table.columns):
+    if has_columns(table, f"{column}_low", f"{column}_high"):
         return value, table[f"{column}_low"].to_numpy(float), table[f"{column}_high"].to_numpy(float)
-    if "n_labels" in table.columns:
+    if has_columns(table, "n_labels"):
         n = table["n_labels"].to_numpy(float)
         low, high = wilson(np.round(value * n), n, t.level)
         return value, np.asarray(low, float), np.asarray(high, float)
@@ -335,7 +342,7 @@ def _phase_a_claim(tables: dict, t: Thresholds) -> dict:
     order = ORDER_NAMES[t.order_measure]
     mean, low, high, per_seed, how = _phase_stat(tables, "A", lambda tb: _order(tb, t)[0], t)
     if not per_seed:
-        has = any(set(ORDER_MEASURES[t.order_measure]) <= set(tb.columns) for tb in tables.values())
+        has = any(has_columns(tb, *ORDER_MEASURES[t.order_measure]) for tb in tables.values())
         why = "no checkpoint was labelled A" if has else f"the tables have no {order}"
         return _row("phase_A", NOT_REPRODUCED if has else UNDECIDED, detail=why)
     check = _below(low, high, t.unstructured_level)
@@ -346,7 +353,7 @@ def _phase_a_claim(tables: dict, t: Thresholds) -> dict:
 
 
 def _dim_of(table):
-    return table["intrinsic_dim"].to_numpy(float) if "intrinsic_dim" in table.columns else np.full(len(table), np.nan)
+    return table["intrinsic_dim"].to_numpy(float) if has_columns(table, "intrinsic_dim") else np.full(len(table), np.nan)
 
 
 def _phase_b_claim(tables: dict, t: Thresholds) -> dict:
@@ -361,7 +368,7 @@ def _phase_b_claim(tables: dict, t: Thresholds) -> dict:
     sheet = _within(dlow, dhigh, t.sheet_dim, t.dim_tolerance)
     closer = _above(vs_a[1], vs_a[2], 0.0, strict=True)
     less_ordered = _above(vs_c[1], vs_c[2], 0.0, strict=True)
-    has_dim = any("intrinsic_dim" in tb.columns for tb in tables.values())
+    has_dim = any(has_columns(tb, "intrinsic_dim") for tb in tables.values())
     parts = [f"intrinsic dimension over B {_iv(dim, dlow, dhigh)} ({dhow}; 2D sheet: "
              f"{t.sheet_dim:g} ± {t.dim_tolerance:g}) → {sheet}" if has_dim else "intrinsic_dim not measured",
              f"|dim − {t.sheet_dim:g}| in A minus in B {_iv(*vs_a[:3])} ({vs_a[3]}) → {closer}" if has_dim else "",
@@ -440,12 +447,15 @@ def _order_first_claim(tables: dict, t: Thresholds) -> dict:
 def _trend_claim(increments: dict, t: Thresholds) -> dict:
     rows = []
     for inc in sorted(increments):
-        tb = increments[inc]
-        ph = _phases(tb, t)
-        steps = tb["step"].to_numpy(float)
-        rows.append((float(inc), float(steps[ph == "C"][0]) if (ph == "C").any() else math.nan))
+        group = increments[inc]  # one table, or a list of them (seeds): each run is a point
+        for tb in (list(group) if isinstance(group, (list, tuple)) else [group]):
+            ph = _phases(tb, t)
+            steps = tb["step"].to_numpy(float)
+            rows.append((float(inc), float(steps[ph == "C"][0]) if (ph == "C").any() else math.nan))
     reached = [(i, s) for i, s in rows if np.isfinite(s)]
-    head = f"{len(reached)} of {len(rows)} increments reached C"
+    n_inc = len(increments)
+    head = (f"{len(reached)} of {len(rows)} increments reached C" if len(rows) == n_inc else
+            f"{len(reached)} of {len(rows)} runs ({n_inc} increments × seeds) reached C")
     if len(reached) < 3:
         return _row("fig4_trend", NO_CLAIM, detail=head + "; fewer than 3, no trend computed")
     x, y = np.array(reached).T
@@ -469,7 +479,7 @@ def _coupling_claim(pairs: dict, t: Thresholds) -> dict:
     for key in sorted(pairs):
         tb = pairs[key]
         dx, dy, seed = key if len(key) == 3 else (*key, "?")
-        if {"error_x", "error_y"} <= set(tb.columns):
+        if has_columns(tb, "error_x", "error_y"):
             # the per-axis errors come without intervals: judged on their point values
             cx = _crossing(*(tb["error_x"].to_numpy(float),) * 3, t.error_px, upward=False)
             cy = _crossing(*(tb["error_y"].to_numpy(float),) * 3, t.error_px, upward=False)
@@ -542,7 +552,7 @@ def pick_seeds(seeds, tuned_seeds=TUNED_SEEDS) -> tuple[tuple, tuple, str]:
 def judge(tables: dict, tuned_seeds=TUNED_SEEDS, increments: dict | None = None, pairs: dict | None = None,
           thresholds: Thresholds = DEFAULT) -> Judgement:
     """Every claim, judged. `tables`: {seed: metrics table} of the main runs; `increments`:
-    {increment: table} (Fig. 4); `pairs`: {(dx, dy, seed): table} (Fig. 5; filtered to the same
+    {increment: table or list of tables (seeds)} (Fig. 4); `pairs`: {(dx, dy, seed): table} (Fig. 5; filtered to the same
     untuned seeds when any pair run has one)."""
     t = thresholds
     used, left, note = pick_seeds(tables, tuned_seeds)
@@ -635,3 +645,69 @@ def sensitivity_summary(sens: pd.DataFrame) -> str:
     if not out:
         return f"No claim is judged here (over {rng})."
     return "; ".join(out) + "."
+
+
+# ---------------------------------------------------------------------------------------------
+# public pieces for pages and figures (the same rules as the claims above)
+# ---------------------------------------------------------------------------------------------
+
+def trend_claim(increments: dict, thresholds: Thresholds = DEFAULT) -> dict:
+    """The Fig. 4 row alone ({increment: table or [tables]}): Spearman rho of increment with the
+    B → C step, permutation p, bootstrap interval, a direction word only when it excludes 0."""
+    if not increments:
+        return _row("fig4_trend", NO_CLAIM, detail="no increment runs")
+    return _trend_claim(increments, thresholds)
+
+
+def phases_under(table: pd.DataFrame, thresholds: Thresholds = DEFAULT) -> np.ndarray:
+    """Each checkpoint's phase label under `thresholds` (the rule of metrics.phase_label)."""
+    return _phases(table.reset_index(drop=True), thresholds)
+
+
+def phase_stat(tables: dict, phase: str, column: str, thresholds: Thresholds = DEFAULT):
+    """Mean of `column` over `phase`'s checkpoints -> (mean, low, high, how): across seeds a t
+    interval of the per-seed means; one seed, a t interval over its checkpoints; NaN if absent."""
+    def of(tb):
+        return tb[column].to_numpy(float) if has_columns(tb, column) else np.full(len(tb), np.nan)
+    mean, low, high, _, how = _phase_stat({k: tb.reset_index(drop=True) for k, tb in tables.items()},
+                                          phase, of, thresholds)
+    return mean, low, high, how
+
+
+def accuracy_interval(table: pd.DataFrame, thresholds: Thresholds = DEFAULT, column: str = "accuracy"):
+    """(value, low, high) arrays of an accuracy column: its Wilson columns, else Wilson from n_labels."""
+    return _accuracy(table.reset_index(drop=True), thresholds, column)
+
+
+def order_interval(table: pd.DataFrame, thresholds: Thresholds = DEFAULT):
+    """(value, low, high) arrays of the order measure `thresholds.order_measure` (mean of x and y)."""
+    return _order(table.reset_index(drop=True), thresholds)
+
+
+def crossing(value, low, high, level, upward=True) -> tuple[int, int, int]:
+    """(earliest, point, latest) checkpoint index of the first crossing of `level` (len = never)."""
+    return _crossing(np.asarray(value, float), np.asarray(low, float), np.asarray(high, float), level, upward)
+
+
+# presentation: one colour per verdict word
+VERDICT_COLOURS = {REPRODUCED: "#d9f2d9", PARTLY: "#fff0c2", NOT_REPRODUCED: "#f8d0d0", UNDECIDED: "#dde6f5",
+                   NO_CLAIM: "#e8e8e8"}
+
+
+def _verdict_css(v) -> str:
+    return f"background-color: {VERDICT_COLOURS.get(v, 'white')}; font-weight: 600" if v in VERDICT_COLOURS else ""
+
+
+def style_claims(table: pd.DataFrame):
+    """A claims table (CLAIM_COLUMNS) for a page: verdict cells coloured, numbers to 3 places."""
+    return (table.style.hide(axis="index").map(_verdict_css, subset=["verdict"])
+            .format({c: (lambda x: "" if not np.isfinite(x) else f"{x:.3g}") for c in ("value", "low", "high")})
+            .set_properties(subset=["detail"], **{"font-size": "0.85em"})
+            .set_properties(**{"text-align": "left", "vertical-align": "top"}))
+
+
+def style_sensitivity(matrix: pd.DataFrame):
+    """`sensitivity_matrix` for a page: every cell coloured by its verdict."""
+    short = {CLAIMS[k]: v for k, v in CLAIM_SHORT.items()}
+    return (matrix.rename(index=lambda c: short.get(c, c)).style.map(_verdict_css)
+            .set_properties(**{"font-size": "0.8em", "text-align": "center"}))

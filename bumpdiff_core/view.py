@@ -36,6 +36,18 @@ class Evaluation:
                             doc="(blocks, 2) leave-one-out ridge R² of x and y from each block")
 
     @property
+    def unseen_labels(self) -> np.ndarray:
+        """(m, 2) positions at >= 2 px from every training position sampled in the same pass
+        (designs other than grid; (0, 2) otherwise). `labels`/`samples`/`latents` never hold them."""
+        return np.asarray(self._arrays.get("unseen_labels", np.zeros((0, 2), np.float32)))
+
+    @property
+    def unseen_samples(self) -> np.ndarray:
+        """(m, N, N) samples drawn for `unseen_labels`."""
+        n = self.samples.shape[-1]
+        return np.asarray(self._arrays.get("unseen_samples", np.zeros((0, n, n), np.float16)))
+
+    @property
     def layer_names(self) -> list[str]:
         return [str(n) for n in self._arrays["layer_names"]]
 
@@ -68,34 +80,47 @@ class RunView:
     Build one with `RunView.open(run)` (a `store.Run`), `completed_view(spec_or_config)` (a finished
     run of the data root) or `RunView.from_data(...)` (arrays in memory: tests, notebooks)."""
 
-    def __init__(self, config, run_id: str, read_table, read_losses, read_evaluation, run=None):
+    def __init__(self, config, run_id: str, read_table, read_losses, read_evaluation, run=None,
+                 read_position_map=None):
         self.config = config
         self.run_id = run_id
         self.run = run
         self._read_table, self._read_losses, self._read_evaluation = read_table, read_losses, read_evaluation
+        self._read_position_map = read_position_map or (lambda: None)
         self._evaluations: dict[int, Evaluation] = {}
 
     @classmethod
     def open(cls, run) -> "RunView":
-        from .evaluate import load_evaluation, load_losses, load_metrics
+        from .evaluate import load_evaluation, load_losses, load_metrics, load_position_map
 
         return cls(run.config, run.path.name, lambda: load_metrics(run), lambda: load_losses(run),
-                   lambda step: load_evaluation(run, step, detect=False), run=run)
+                   lambda step: load_evaluation(run, step, detect=False), run=run,
+                   read_position_map=lambda: load_position_map(run))
 
     @classmethod
     def from_data(cls, config, table, evaluations: dict, losses=None, run_id: str = "in-memory",
-                  meta: dict | None = None) -> "RunView":
+                  meta: dict | None = None, position_map: dict | None = None) -> "RunView":
         """A view of data already in memory: `evaluations` maps step -> dict of arrays (samples,
         labels, latents, embedding, layer_names, layer_r2_raw; optionally bump_count, centres)."""
-        view = cls(config, run_id, lambda: table, lambda: losses, lambda step: evaluations[step])
+        view = cls(config, run_id, lambda: table, lambda: losses, lambda step: evaluations[step],
+                   read_position_map=lambda: position_map)
         view.__dict__["meta"] = dict(meta or {})
         return view
 
     # -- what every page needs ----------------------------------------------------------------------
     @cached_property
     def table(self):
-        """The metrics table, one row per evaluated checkpoint (read once)."""
-        return self._read_table()
+        """The metrics table, one row per evaluated checkpoint (read once); every column of
+        `evaluate.METRIC_COLUMNS` is there (NaN where the run was evaluated before it existed)."""
+        from .evaluate import with_metric_columns
+
+        return with_metric_columns(self._read_table())
+
+    @cached_property
+    def position_map(self) -> dict | None:
+        """position_map.npz (read on first use): `accuracy` (K_y, K_x) at the last checkpoint,
+        `training_mask`, `unseen_mask`, `step`; None for design=grid (and runs evaluated before it)."""
+        return self._read_position_map()
 
     @cached_property
     def losses(self):
@@ -200,8 +225,15 @@ class SweepView:
         return self.view(self.sweep.main_run())
 
     def increments(self) -> dict[float, RunView]:
-        """Fig. 4: {increment: view} of the sweep's increment runs."""
-        return {float(s.config.increment_x): self.view(s) for s in self.sweep.increment_runs()}
+        """Fig. 4: {increment: view} of the sweep's increment runs of its first figure seed."""
+        seeds = self.sweep.figure_seeds[:1]
+        return {float(s.config.increment_x): self.view(s) for s in self.sweep.increment_runs(seeds=seeds)}
+
+    def efficiency(self) -> dict:
+        """{`sweep.design_label`: view} of the sweep's efficiency runs, in definition order."""
+        from .sweep import design_label
+
+        return {design_label(s.config): self.view(s) for s in self.sweep.efficiency_runs()}
 
     def pairs(self) -> dict[tuple, RunView]:
         """Fig. 5: {(dx, dy, seed): view} of the sweep's imbalanced runs."""

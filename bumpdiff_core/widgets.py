@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import ipywidgets as widgets
+import numpy as np
 import plotly.graph_objects as go
 
 from . import figures
@@ -34,35 +35,74 @@ def status_text(step: int, row) -> str:
 class Scrubber(widgets.VBox):
     """A checkpoint slider driving a 3D manifold (`manifold_figure`) and a sample grid
     (`grid_figure`), both `plotly.graph_objects.FigureWidget`s; `set_step(step)` moves it.
-    `run`: a `view.RunView` (what a page already holds) or a `store.Run`."""
+    `run`: a `view.RunView` (what a page already holds) or a `store.Run`.
 
-    def __init__(self, run, n: int = 25, color: str = "x"):
+    Linked views: a click on a manifold point (`select(label)` from code) shows that label's sample
+    large in `sample_figure`, with its requested (red) and detected (cyan) centre, its bump count
+    and whether it is accurate, and rings the point; scrubbing keeps the label and shows its sample
+    at the new checkpoint. `colour` colours the points by true x, true y or position error.
+    `mode` "compare" shows `compare_figure`: two checkpoints (`left_step`, `right_step`; the right
+    one of `other` when that run is given) as two 3D panels, the right Procrustes-aligned onto the
+    left (`manifold.align_to`, matching points by label), the selected label ringed in both."""
+
+    def __init__(self, run, n: int = 25, color: str = "x", other=None):
         super().__init__()
         self.view = _as_view(run)
+        self.other = None if other is None else _as_view(other)
         self.steps = self.view.steps
         self._aligned = self.view.aligned_embeddings
         last = self.view.evaluation(self.steps[-1])
         self.n = min(n, len(last.labels))
+        self.selected = 0  # the label shown in the sample panel
+        n_pixels = self.view.image_size
 
         self.slider = widgets.SelectionSlider(options=[(str(s), s) for s in self.steps], value=self.steps[-1],
                                               description="step", continuous_update=False,
                                               layout=widgets.Layout(width="520px"))
-        self.colour = widgets.ToggleButtons(options=[("colour by true x", "x"), ("colour by true y", "y")],
-                                            value=color, style={"button_width": "130px"})
+        self.colour = widgets.Dropdown(options=[(f"colour by {words}", key) for key, words in figures.COLOUR_BY.items()],
+                                       value=color, layout=widgets.Layout(width="220px"))
+        self.mode = widgets.ToggleButtons(options=[("one checkpoint", "single"), ("compare two", "compare")],
+                                          value="single", style={"button_width": "120px"})
         self.status = widgets.HTML()
-        manifold = go.Figure(figures.manifold_trace(self._aligned[-1], last.labels, color, self.view.image_size))
+
+        manifold = go.Figure([figures.manifold_trace(self._aligned[-1], last.labels, "x", n_pixels, ev=last),
+                              _highlight_trace()])
         manifold.update_layout(template=figures.TEMPLATE, width=560, height=520, margin=dict(l=0, r=0, t=40, b=0),
                                scene=dict(**figures.scene_ranges(self._aligned), aspectmode="cube"),
-                               uirevision="keep-camera")
+                               uirevision="keep-camera", showlegend=False)
         self.manifold_figure = go.FigureWidget(manifold)
+        self.sample_figure = go.FigureWidget(figures.sample_figure(last, self.selected, n_pixels))
         grid = figures.sample_subplots(figures.to_uint8(last.samples[: self.n]), last.labels[: self.n], "")
         self.grid_figure = go.FigureWidget(grid)
-        self.children = [widgets.HBox([self.slider, self.colour]), self.status,
-                         widgets.HBox([self.manifold_figure, self.grid_figure])]
+
+        # compare mode: two checkpoints (of this run, or the right one of `other`) side by side
+        right_options = [(f"{s}", ("this", s)) for s in self.steps]
+        if self.other is not None:
+            _check_same_labels(self.view, self.other)
+            right_options += [(f"{s} (other run {self.other.run_id[:8]})", ("other", s)) for s in self.other.steps]
+        self.left_step = widgets.Dropdown(options=[(str(s), s) for s in self.steps], value=self.steps[0],
+                                          description="left step", layout=widgets.Layout(width="200px"))
+        self.right_step = widgets.Dropdown(options=right_options,
+                                           value=("other", self.other.steps[-1]) if self.other is not None
+                                           else ("this", self.steps[-1]),
+                                           description="right step", layout=widgets.Layout(width="320px"))
+        self.compare_figure = go.FigureWidget(self._compare_layout())
+        self.compare_box = widgets.VBox([widgets.HBox([self.left_step, self.right_step]), self.compare_figure],
+                                        layout=widgets.Layout(display="none"))
+
+        self.children = [widgets.HBox([self.slider, self.colour, self.mode]), self.status,
+                         widgets.HBox([self.manifold_figure, self.sample_figure]), self.compare_box, self.grid_figure]
         self.slider.observe(self._on_step, names="value")
-        self.colour.observe(self._on_colour, names="value")
+        self.colour.observe(lambda change: self._redraw(), names="value")
+        self.mode.observe(self._on_mode, names="value")
+        self.left_step.observe(lambda change: self._draw_compare(), names="value")
+        self.right_step.observe(lambda change: self._draw_compare(), names="value")
+        self.manifold_figure.data[0].on_click(self._on_click)
+        for k in (0, 2):
+            self.compare_figure.data[k].on_click(self._on_click)
         self._show(self.steps[-1])
 
+    # -- public ---------------------------------------------------------------------------------------
     @property
     def step(self) -> int:
         return int(self.slider.value)
@@ -76,17 +116,47 @@ class Scrubber(widgets.VBox):
         else:
             self.slider.value = int(step)  # the observer redraws
 
+    def select(self, label: int) -> None:
+        """Show label `label`'s sample in the sample panel and ring it in every 3D panel (what a
+        click on its point does)."""
+        n = len(self.view.evaluation(self.step).labels)
+        if not 0 <= int(label) < n:
+            raise ValueError(f"label {label} is not one of the {n} evaluation labels")
+        self.selected = int(label)
+        self._draw_sample()
+        self._draw_highlights()
+
+    def compare(self, left_step: int, right_step: int, other: bool = False) -> None:
+        """Switch to compare mode: checkpoint `left_step` of this run beside `right_step` (of the
+        other run when `other`)."""
+        self.left_step.value = int(left_step)
+        self.right_step.value = ("other" if other else "this", int(right_step))
+        self.mode.value = "compare"
+
+    # -- callbacks --------------------------------------------------------------------------------
     def _on_step(self, change) -> None:
         self._show(int(change["new"]))
 
-    def _on_colour(self, change) -> None:
-        self._recolour(self.view.evaluation(self.step).labels)
+    def _on_click(self, trace, points, state) -> None:
+        if points.point_inds:
+            self.select(points.point_inds[0])
 
-    def _recolour(self, labels) -> None:
-        k = 0 if self.colour.value == "x" else 1
-        trace = self.manifold_figure.data[0]
-        trace.marker.color = figures.coords(labels[:, k])
-        trace.marker.colorbar.title.text = f"true {self.colour.value} (px)"
+    def _on_mode(self, change) -> None:
+        self.compare_box.layout.display = "" if change["new"] == "compare" else "none"
+        if change["new"] == "compare":
+            self._draw_compare()
+
+    # -- drawing ------------------------------------------------------------------------------------
+    def _colour_trace(self, trace, ev) -> None:
+        spec = figures.colour_spec(ev, self.colour.value, self.view.image_size)
+        trace.marker.color, trace.marker.cmin, trace.marker.cmax = spec["color"], spec["cmin"], spec["cmax"]
+        trace.marker.colorscale = spec["colorscale"]
+        trace.marker.colorbar.title.text = spec["title"]
+
+    def _redraw(self) -> None:
+        self._colour_trace(self.manifold_figure.data[0], self.view.evaluation(self.step))
+        if self.mode.value == "compare":
+            self._draw_compare()
 
     def _show(self, step: int) -> None:
         ev, pts = self.view.evaluation(step), figures.coords(self._aligned[self.steps.index(step)])
@@ -94,8 +164,9 @@ class Scrubber(widgets.VBox):
         with self.manifold_figure.batch_update():
             trace = self.manifold_figure.data[0]
             trace.x, trace.y, trace.z = pts[:, 0], pts[:, 1], pts[:, 2]
-            trace.customdata = figures.coords(ev.labels)
-            self._recolour(ev.labels)
+            trace.customdata = figures.point_customdata(ev)
+            trace.text = figures.point_words(ev)
+            self._colour_trace(trace, ev)
             self.manifold_figure.layout.title.text = figures.manifold_title(step, row)
         images = figures.to_uint8(ev.samples[: self.n])
         with self.grid_figure.batch_update():
@@ -105,6 +176,95 @@ class Scrubber(widgets.VBox):
                 dot.x, dot.y = figures.coords(ev.labels[k:k + 1, 0]), figures.coords(ev.labels[k:k + 1, 1])
             self.grid_figure.layout.title.text = figures.grid_title(step, row)
         self.status.value = status_text(step, row)
+        self._draw_sample()
+        self._draw_highlights()
+
+    def _draw_sample(self) -> None:
+        ev, i = self.view.evaluation(self.step), self.selected
+        new = figures.sample_panel_traces(ev, i)
+        with self.sample_figure.batch_update():
+            for old, fresh in zip(self.sample_figure.data, new):
+                if fresh.type == "heatmap":
+                    old.z = fresh.z
+                else:
+                    old.x, old.y = fresh.x, fresh.y
+            self.sample_figure.layout.title.text = figures.sample_caption(ev, i)
+
+    def _panels(self):
+        """[(view, step, points)] of the compare panels: left from this run's aligned frames, right
+        Procrustes-aligned onto the left by label."""
+        from .manifold import align_to
+
+        left = int(self.left_step.value)
+        which, right = self.right_step.value
+        left_pts = np.asarray(self._aligned[self.steps.index(left)], dtype=np.float64)
+        right_view = self.other if which == "other" else self.view
+        right_pts = align_to(left_pts, np.asarray(right_view.evaluation(right).embedding, dtype=np.float64))
+        return [(self.view, left, left_pts), (right_view, int(right), right_pts)]
+
+    def _compare_layout(self) -> go.Figure:
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "scene"}]],
+                            subplot_titles=["left", "right"], horizontal_spacing=0.02)
+        for col in (1, 2):
+            fig.add_trace(go.Scatter3d(x=[], y=[], z=[], mode="markers", showlegend=False,
+                                       marker=dict(size=3.5, showscale=(col == 2),
+                                                   colorbar=dict(thickness=14, len=0.7)),
+                                       hovertemplate=figures.POINT_HOVER), row=1, col=col)
+            fig.add_trace(_highlight_trace(), row=1, col=col)
+        axes = dict(showticklabels=False)
+        fig.update_scenes(aspectmode="cube", xaxis=dict(title="UMAP 1", **axes), yaxis=dict(title="UMAP 2", **axes),
+                          zaxis=dict(title="UMAP 3", **axes))
+        fig.update_layout(template=figures.TEMPLATE, width=1000, height=480, margin=dict(l=0, r=0, t=60, b=0),
+                          uirevision="keep-camera", title=dict(text="", x=0.5))
+        return fig
+
+    def _draw_compare(self) -> None:
+        if self.mode.value != "compare":
+            return
+        panels = self._panels()
+        with self.compare_figure.batch_update():
+            for k, (view, step, pts) in enumerate(panels):
+                ev, p = view.evaluation(step), figures.coords(pts)
+                trace = self.compare_figure.data[2 * k]
+                trace.x, trace.y, trace.z = p[:, 0], p[:, 1], p[:, 2]
+                trace.customdata, trace.text = figures.point_customdata(ev), figures.point_words(ev)
+                self._colour_trace(trace, ev)
+                run = "" if view is self.view else f"other run {view.run_id[:8]} · "
+                self.compare_figure.layout.annotations[k].text = (
+                    f"{run}step {step} · {figures.phase_text(view.row(step)['phase'])} · "
+                    f"accuracy {view.row(step)['accuracy']:.2f}")
+            self.compare_figure.layout.title.text = ("right panel Procrustes-aligned onto the left, point by "
+                                                     f"label; ringed: label {self.selected}")
+        self._draw_highlights()
+
+    def _draw_highlights(self) -> None:
+        i = self.selected
+        p = figures.coords(self._aligned[self.steps.index(self.step)][i:i + 1])
+        ring = self.manifold_figure.data[1]
+        ring.x, ring.y, ring.z = p[:, 0], p[:, 1], p[:, 2]
+        if self.mode.value == "compare":
+            for k, (_, _, pts) in enumerate(self._panels()):
+                q = figures.coords(pts[i:i + 1])
+                ring = self.compare_figure.data[2 * k + 1]
+                ring.x, ring.y, ring.z = q[:, 0], q[:, 1], q[:, 2]
+            self.compare_figure.layout.title.text = ("right panel Procrustes-aligned onto the left, point by "
+                                                     f"label; ringed: label {i}")
+
+
+def _highlight_trace() -> go.Scatter3d:
+    """The ring around the selected label's point in a 3D panel."""
+    return go.Scatter3d(x=[], y=[], z=[], mode="markers", showlegend=False, hoverinfo="skip", name="selected",
+                        marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color=figures.HIGHLIGHT_COLOUR, width=4)))
+
+
+def _check_same_labels(view, other) -> None:
+    """Compare mode aligns two runs point by point: their evaluation labels must be the same."""
+    a, b = view.evaluation(view.steps[-1]).labels, other.evaluation(other.steps[-1]).labels
+    if np.shape(a) != np.shape(b) or not np.allclose(a, b):
+        raise ValueError(f"runs {view.run_id} and {other.run_id} were evaluated on different labels; "
+                         "compare needs the same labels to align their manifolds point by point")
 
 
 def live_scrubber(run, **kw):

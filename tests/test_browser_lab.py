@@ -44,7 +44,7 @@ NOTEBOOK_CELLS = [
     "scrubber",
     "print('steps', scrubber.steps)",
     # a probe of the click path (browser -> FigureWidget -> Python); the Scrubber's own click
-    # handling, once it has one, is tested through what it shows
+    # handling is tested through what it shows (the sample panel)
     "clicked = []\n"
     "scrubber.manifold_figure.data[0].on_click(lambda trace, points, state: clicked.append(list(points.point_inds)),\n"
     "                                          append=True)  # keep the Scrubber's own handlers",
@@ -182,6 +182,17 @@ MANIFOLD = """(() => {
   return {trace: t, x: Array.from(gd._fullData[t].x).map(Number), title: (gd.layout.title || {}).text || ''};
 })()"""
 
+# the scrubber's sample panel: the plotly div with a heatmap titled "label <i> at step <s>: ..."
+SAMPLE_PANEL = """(() => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => g._fullData &&
+      g._fullData.some(t => t.type === 'heatmap') && /^label \\d+ at step/.test(((g.layout || {}).title || {}).text || ''));
+  if (!gd) return null;
+  const heat = gd._fullData.find(t => t.type === 'heatmap');
+  const dot = gd._fullData.find(t => t.type === 'scatter');
+  return {title: gd.layout.title.text, z: JSON.stringify(Array.from(heat.z, r => Array.from(r))),
+          requested: [Number(dot.x[0]), Number(dot.y[0])]};
+})()"""
+
 CELLS_DONE = f"""(() => {{
   const w = {NOTEBOOK};
   const cells = w.content.widgets.filter(c => c.model.type === 'code');
@@ -269,15 +280,30 @@ def test_scrubber_runs_in_jupyterlab_and_its_slider_moves_the_manifold(lab, brow
     assert after["x"] != before["x"]
     assert str(steps[0]) in after["title"]
 
+    panel_before = wait(browser, SAMPLE_PANEL, "the scrubber's sample panel", lab)
+    assert panel_before["title"].startswith(f"label 0 at step {steps[0]}"), panel_before["title"]
+
     # a click on a manifold point reaches the kernel (plotly_click -> FigureWidget -> on_click)
     click_plotly_point(browser, "window.__manifold", point=3, trace=after["trace"])
     deadline = time.time() + 30
     while "[3]" not in (printed := kernel_output(browser, "print(clicked)", lab)) and time.time() < deadline:
         time.sleep(0.25)
     assert "[3]" in printed, printed
-    # TODO(click): once `Scrubber` handles clicks on manifold points (another engineer is adding
-    # it), assert here what the click shows, e.g.
-    #   wait(browser, "<the clicked sample's image / label appears in the scrubber>", "the clicked sample", lab)
+    # ... and the Scrubber shows that label's sample large: its image, its requested centre, its caption
+    shown = wait(browser, f"""(() => {{ const p = {SAMPLE_PANEL};
+      return p && p.title.startsWith('label 3 at step {steps[0]}:') ? p : null; }})()""",
+                 "the clicked label's sample in the sample panel", lab, timeout=30)
+    assert shown["z"] != panel_before["z"]
+    label = json.loads(kernel_output(browser, "import json; print(json.dumps(scrubber.view.evaluation("
+                                              f"{steps[0]}).labels[3].tolist()))", lab))
+    assert shown["requested"] == pytest.approx(label, abs=1e-3)
+    assert ("bump" in shown["title"]) and ("accurate" in shown["title"])
+    if os.environ.get("BUMPDIFF_SHOTS"):  # a screenshot of the scrubber after the click
+        browser.evaluate("window.__manifold.scrollIntoView({block: 'start'})")
+        shot = browser.call("Page.captureScreenshot", format="png")
+        Path(os.environ["BUMPDIFF_SHOTS"]).mkdir(parents=True, exist_ok=True)
+        (Path(os.environ["BUMPDIFF_SHOTS"]) / "live_scrubber_after_click.png").write_bytes(
+            __import__("base64").b64decode(shot["data"]))
 
     errors = browser_errors(browser)
     assert not errors, errors

@@ -122,3 +122,26 @@ def test_an_invalid_value_through_the_real_command(bumpdiff_cli, tmp_path):
     assert result.stderr.strip().splitlines() == [
         "bumpdiff: error: sigma: must be a finite number, > 0 and <= 4.0; got 'abc'"]
     assert result.stdout == "" and not (tmp_path / "data").exists()
+
+
+def test_a_lines_design_reports_seen_and_unseen_accuracy_and_evaluate_recomputes_the_table(bumpdiff_cli,
+                                                                                          tmp_path):
+    import pandas as pd
+
+    result = bumpdiff_cli(["train", "tiny", "--set", "design=lines", "--set", "design_lines=2", "--threads", 1,
+                           "--quiet"], tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    table = pd.read_csv(run_dir / "metrics.csv")
+    assert "accuracy_seen" in table and table["accuracy_unseen"].notna().all() and len(table)
+    assert (run_dir / "position_map.npz").is_file()
+
+    # a table written before the new columns: `bumpdiff evaluate` recomputes it from the cached evals
+    from bumpdiff_core.store import Run
+    run = Run.open(run_dir)
+    run.write_bytes(run.metrics_path, table[table.columns[:13]].to_csv(index=False).encode())
+    evals = {p: p.stat().st_mtime_ns for p in sorted((run_dir / "evals").glob("*.npz"))}
+    again = bumpdiff_cli(["evaluate", run_dir, "--threads", 1, "--quiet"], tmp_path / "data")
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in evals} == evals  # nothing resampled
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv"), table)

@@ -112,3 +112,56 @@ def test_cli_export_refuses_a_bad_run_dir_with_one_line(case, tiny_run, bumpdiff
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(target) in lines[0], result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# --- files beside a book page: download_links + the Sphinx hook -------------------------------------
+
+def test_download_links_carry_the_files_and_link_them(monkeypatch, tmp_path):
+    import json
+
+    from bumpdiff_core.export import PAGE_FILES_MIME, download_links, page_files_of
+    from bumpdiff_core.widgets import STATIC_ENV
+
+    monkeypatch.setenv(STATIC_ENV, "1")       # executing for the book: nothing is written now
+    monkeypatch.chdir(tmp_path)
+    table = pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5]})
+    links = download_links({"t.csv": table, "n.txt": "hello"}, "page-files")
+    assert not (tmp_path / "page-files").exists()
+    bundle = links._repr_mimebundle_()
+    assert 'href="page-files/t.csv"' in bundle["text/html"] and 'href="page-files/n.txt"' in bundle["text/html"]
+    assert "[t.csv](page-files/t.csv)" in bundle["text/markdown"]
+    # what an executed notebook stores, read back as the book build does
+    notebook = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "execute_result",
+                                                             "data": json.loads(json.dumps(bundle))}]}]}
+    [(folder, files)] = page_files_of(notebook)
+    assert folder == "page-files" and files["n.txt"] == b"hello"
+    pd.testing.assert_frame_equal(pd.read_csv(__import__("io").BytesIO(files["t.csv"])), table)
+    assert PAGE_FILES_MIME in bundle
+
+    monkeypatch.setenv(STATIC_ENV, "")        # a live kernel: the files are written where the links point
+    download_links({"t.csv": table}, "page-files")
+    assert (tmp_path / "page-files" / "t.csv").read_bytes() == files["t.csv"]
+    with pytest.raises(ValueError):
+        download_links({"../evil.csv": "x"}, "page-files")
+
+
+def test_run_download_links_offer_the_run_export(tiny_run, monkeypatch, exported):
+    from bumpdiff_core.export import run_download_links
+    from bumpdiff_core.widgets import STATIC_ENV
+
+    monkeypatch.setenv(STATIC_ENV, "1")
+    out, paths = exported
+    links = run_download_links(RunView.open(tiny_run), "run-files")
+    assert links.hrefs() == [f"run-files/{p.name}" for p in paths]
+    for p in paths:
+        assert links.files[p.name] == p.read_bytes()
+
+
+def test_named_tables_writes_one_file_per_table_and_seed():
+    import pandas as pd
+
+    from bumpdiff_core.export import named_tables
+
+    t = pd.DataFrame({"step": [0]})
+    files = named_tables("metrics", {1.0: t, 0.5: [t, t], (0.1, 1.0, 3): t})
+    assert sorted(files) == ["metrics_0.1_1_3.csv", "metrics_0.5_0.csv", "metrics_0.5_1.csv", "metrics_1.csv"]

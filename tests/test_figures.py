@@ -158,13 +158,58 @@ def test_phase_diagram_rows_are_increments_and_cells_are_scores(view):
 def test_imbalanced_curves_draw_x_and_y_per_pair(view):
     t = view.table
     fig = figures.imbalanced_curves({(0.1, 1.0): t, (0.1, 0.5): [t, t]})
-    # pair 1: 3 metrics x 2 coords; pair 2: 3 x 2 x (2 seeds + mean)
-    assert len(fig.data) == 6 + 18
+    # per-axis error, accuracy, UMAP R², raw R²; pair 1: 4 x 2 coords; pair 2: 4 x 2 x (2 seeds + band + mean)
+    assert len(fig.data) == 8 + 32
     titles = [a.text for a in fig.layout.annotations]
     assert any(s.startswith("dx = 0.1, dy = 1") for s in titles)
-    x_lines = [tr for tr in fig.data if tr.line.color == figures.COORD_COLOURS["x"]]
-    y_lines = [tr for tr in fig.data if tr.line.color == figures.COORD_COLOURS["y"]]
-    assert len(x_lines) == len(y_lines) == 12
+    assert any("per-axis error" in s for s in titles)
+    bands = [tr for tr in fig.data if tr.fill == "toself"]
+    assert len(bands) == 8 and all(len(b.x) == 2 * len(t) for b in bands)
+    old = t.drop(columns=["error_x", "error_y"])   # a run evaluated before the per-axis errors
+    assert len(figures.imbalanced_curves({(0.1, 1.0): old}).data) == 6
+
+
+def test_metric_curves_draw_interval_bands_when_the_columns_exist(view):
+    t = view.table
+    fig = figures.metric_curves(t)
+    bands = [tr for tr in fig.data if tr.fill == "toself"]
+    assert {b.name.split(",")[0] for b in bands} == {"accuracy", "R² x (raw)", "R² y (raw)"}
+    acc = [b for b in bands if b.name.startswith("accuracy")][0]
+    np.testing.assert_allclose(np.asarray(acc.y, dtype=float)[:len(t)], t["accuracy_high"])
+    assert "within 1 px" in fig.layout.annotations[0].text
+    bare = t.drop(columns=[c for c in t.columns if c.endswith(("_low", "_high")) or c == "n_labels"])
+    assert not [tr for tr in figures.metric_curves(bare).data if tr.fill == "toself"]
+
+
+def test_representation_curves_and_reference_lines(view):
+    from bumpdiff_core import verdicts
+
+    t = view.table
+    fig = figures.representation_curves(t)
+    names = {tr.name for tr in fig.data}
+    assert {"TwoNN dimension", "k-NN R² x", "k-NN R² y", "neighbour overlap"} <= names
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    assert f"a 2D sheet: {verdicts.DEFAULT.sheet_dim:g} ± {verdicts.DEFAULT.dim_tolerance:g}" in texts
+    assert "chance ≈ 0.91" in texts   # k / (n_labels - 1) = 10 / 11 (the synthetic run has 12 labels)
+    old = figures.representation_curves(t.assign(intrinsic_dim=np.nan).drop(columns=["knn_r2_x", "knn_r2_y"]))
+    assert "not measured for this run: intrinsic_dim" in " ".join(a.text for a in old.layout.annotations)
+
+
+def test_phase_measures_figure_and_phase_diagram_over_seeds(view):
+    from bumpdiff_core import analysis
+
+    t = view.table
+    summary = analysis.phase_measures({3: t, 4: t.assign(intrinsic_dim=t["intrinsic_dim"] + 0.2)})
+    fig = figures.phase_measures_figure(summary)
+    assert len(fig.data) == 4 and all(list(b.x) == ["A", "B", "C"] for b in fig.data)
+    dim = fig.data[0]
+    assert np.all(np.asarray(dim.error_y.array, dtype=float) > 0)   # a t interval across two seeds
+    shifted = t.assign(accuracy=1 - t["accuracy"], phase=["A", "A", "C", "B", "B"])
+    diag = figures.phase_diagram({1.0: [t, shifted], 0.5: t})
+    acc = diag.data[0]
+    np.testing.assert_allclose(np.asarray(acc.z, dtype=float)[1], 0.5, atol=1e-3)
+    assert list(np.asarray(acc.text)[1]) == ["A", "A", "BC", "CB", "CB"]
+    assert "mean of 2 seeds" in diag.layout.annotations[0].text
 
 
 def test_data_figures(view):

@@ -153,3 +153,12 @@ def test_bootstrap_spearman_has_positive_width():
     a = rng.normal(size=100)
     rho, low, high = iv.bootstrap_spearman(a, a + rng.normal(size=100))
     assert low < rho < high and 0 < high - low < 0.5
+
+
+def test_there_is_one_closed_form_leave_one_out_ridge():
+    from bumpdiff_core import metrics
+
+    x, labels = _layer(n=40, d=120, seed=4)
+    np.testing.assert_array_equal(iv.loo_ridge_predictions(x, labels), metrics.loo_ridge_predictions(x, labels))
+    for j in range(2):  # the value is the metric's own number, bit for bit
+        assert iv.bootstrap_r2_loo(x, labels[:, j])[0] == metrics.r2_cross_validated(x, labels[:, j])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bumpdiff_core import metrics
 from bumpdiff_core.config import profile_config
 from bumpdiff_core.data import centre_grid, evaluation_positions, render_bumps, render_factorized
 from bumpdiff_core.metrics import detect_bumps, phase_label, r2_cross_validated, r2_in_sample, score_samples
@@ -115,3 +116,36 @@ def test_phase_label_rule():
     assert phase_label(frac_1=0.9, accuracy=0.49) == "B"
     assert phase_label(frac_1=0.9, accuracy=0.5) == "C"    # one bump, mostly in the right place
     assert phase_label(frac_1=1.0, accuracy=1.0) == "C"
+
+
+def _old_r2_cross_validated(features, target, alphas=np.logspace(-2, 4, 13)):
+    """The closed form as it was before it was shared with intervals (frozen copy)."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    n = len(y)
+    var = y.var(axis=0)
+    x = x - x.mean(axis=0)
+    scale = x.std(axis=0)
+    x = x / np.where(scale > 0, scale, 1.0)
+    yc = y - y.mean(axis=0)
+    w, v = np.linalg.eigh(x @ x.T)
+    w = np.clip(w, 0, None)
+    vty = v.T @ yc
+    best = np.full(y.shape[1], np.inf)
+    for alpha in alphas:
+        shrink = w / (w + alpha)
+        fitted = v @ (shrink[:, None] * vty)
+        leverage = (v**2) @ shrink + 1.0 / n
+        best = np.minimum(best, np.mean(((yc - fitted) / (1 - leverage)[:, None]) ** 2, axis=0))
+    return np.where(var > 0, 1 - best / np.where(var > 0, var, 1), np.nan)
+
+
+def test_r2_cross_validated_is_bit_identical_to_the_closed_form_before_the_refactor():
+    rng = np.random.default_rng(11)
+    labels = rng.uniform(0, 16, size=(50, 2))
+    x = np.concatenate([labels @ rng.normal(size=(2, 30)), rng.normal(size=(50, 200))], axis=1)
+    np.testing.assert_array_equal(metrics.r2_cross_validated(x, labels), _old_r2_cross_validated(x, labels))
+    pred = metrics.loo_ridge_predictions(x, labels)
+    np.testing.assert_allclose(1 - np.mean((labels - pred) ** 2, axis=0) / labels.var(axis=0),
+                               metrics.r2_cross_validated(x, labels), rtol=1e-12)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from synthetic import synthetic_view
 
-from bumpdiff_core import analysis, pages
+from bumpdiff_core import analysis, pages, verdicts
 
 
 def test_step_text():
@@ -41,17 +41,23 @@ def test_verdict_counts():
 
 
 def test_phase_boundaries_summary():
-    bounds = pd.DataFrame({"increment": [0.5, 1.0, 2.0], "step_A_to_B": [100, 100, 200],
+    bounds = pd.DataFrame({"increment": [0.5, 1.0, 2.0], "run": [0, 0, 0], "step_A_to_B": [100, 100, 200],
                            "step_B_to_C": [300, 500, np.nan], "final_accuracy": [0.9, 0.8, 0.1],
                            "final_mean_r2": [0.9, 0.85, 0.2]})
-    text = pages.phase_boundaries_summary(bounds, 1500)
+    trend = {"value": 0.5, "detail": "Spearman rho ... no trend detectable"}
+    text = pages.phase_boundaries_summary(bounds, 1500, trend)
     assert text.splitlines() == [
         "- 2 of 3 increments reached phase C within 1500 steps.",
         "- Phase C began at step 300 for increment 0.5 and at step 500 for increment 1.",
-        f"- The {analysis.boundary_trend(bounds)}.",
+        "- Trend: Spearman rho ... no trend detectable.",
         "- Never reached C: increments 2.",
         "- Final accuracy ranged from 0.10 to 0.90; final mean R² from 0.20 to 0.90.",
     ]
+    seeds = pd.concat([bounds, bounds.assign(run=1, step_B_to_C=[500, 700, np.nan])], ignore_index=True)
+    text = pages.phase_boundaries_summary(seeds, 1500)
+    assert text.splitlines()[0] == "- 4 of 6 runs (increment × seed) reached phase C within 1500 steps."
+    assert "at step 400 for increment 0.5 and at step 600 for increment 1 (mean over seeds)" in text
+    assert "Trend" not in text
 
 
 def test_coupling_summary():
@@ -78,3 +84,65 @@ def test_appendix_texts():
     assert pages.loss_by_phase(view.table).startswith("Loss averaged over each phase's checkpoints: A: ")
     sources = pages.algorithm_sources()
     assert "**`diffusion.epsilon_loss`**" in sources and "def epsilon_loss" in sources
+
+
+def _seeds(n=3):
+    t = synthetic_view(n=4).table
+    return {s: t for s in range(3, 3 + n)} | {0: t}
+
+
+def test_seeds_sentence_names_used_and_tuned_seeds():
+    tables = _seeds()
+    j = verdicts.judge(tables)
+    text = pages.seeds_sentence(j, "quick")
+    assert "seed(s) **3, 4, 5** (3 run(s))" in text and "tuned while looking at seeds 0, 1, 2" in text
+    assert "seed(s) 0 are left out" in text and text.rstrip().endswith(".")
+    only_tuned = pages.seeds_sentence(verdicts.judge({0: tables[0]}), "quick")
+    assert "no untuned seed was available" in only_tuned
+
+
+def test_thresholds_sentence_reads_the_code():
+    t = verdicts.Thresholds(accuracy_level=0.6, r2_level=0.85)
+    text = pages.thresholds_sentence(t)
+    assert "≥ 0.6" in text and "≥ 0.85" in text and "≥ 0.5;" not in text.split("phase A")[0]
+
+
+def test_seeds_display_and_summary_one_or_many_seeds():
+    tables = _seeds()
+    j = verdicts.judge(tables)
+    seeds = analysis.seed_table(tables)
+    shown = pages.seeds_display(seeds, j)
+    assert list(shown["seed"]) == ["3", "4", "5", "0 (tuned, not judged)", "mean of 4 [t interval]"]
+    assert shown.iloc[0]["B → C"] == "30" and shown.iloc[0]["final accuracy [Wilson]"].startswith("1.00 [")
+    assert "4 seeds (4 reached C): phase C began at step 30" in pages.seeds_summary(seeds)
+    one = analysis.seed_table({3: tables[3]})
+    assert pages.seeds_summary(one).startswith("One seed: phase C from step 30; final accuracy 1.00 [")
+    assert list(pages.seeds_display(one)["seed"]) == ["3", "mean of 1 [t interval]"]
+
+
+def test_phase_measures_summary_compares_b_with_a_and_c():
+    t = synthetic_view(n=4).table
+    summary = analysis.phase_measures({3: t})
+    text = pages.phase_measures_summary(summary)
+    assert "- intrinsic dimension (TwoNN): A " in text and "B is " in text and "2D band 2 ± 0.5" in text
+    assert "Intervals: t interval over" in text
+    bare = analysis.phase_measures({3: t.drop(columns=["knn_r2_x", "knn_r2_y", "intrinsic_dim"])})
+    assert "k-NN R² (mean of x, y): not measured in these runs." in pages.phase_measures_summary(bare)
+
+
+def test_order_inside_b_summary_says_late_b_is_ordered():
+    t = synthetic_view(n=4).table.assign(r2_x_raw=[0, 0.2, 0.95, 0.97, 1.0], r2_y_raw=[0, 0.2, 0.95, 0.97, 1.0])
+    text = pages.order_inside_b_summary(analysis.order_inside_b({3: t}))
+    assert ("raw ridge R² (mean of x, y) is already ≥ 0.9 inside phase B in 1 of 1 seed(s) (seed 3: from step 20, "
+            "1 of 1 B checkpoints before C begins (step 30)): by this measure late B is already ordered") in text
+    assert "UMAP R² (mean of x, y): never ≥ 0.9 inside phase B" in text
+
+
+def test_axis_coupling_summary_and_claim_sentence():
+    t = synthetic_view(n=4).table
+    crossings = analysis.axis_crossings({(0.1, 1.0, 3): t, (0.1, 1.0, 4): t})
+    text = pages.axis_coupling_summary(crossings)
+    assert "- dx = 0.1, dy = 1, per-axis error ≤ 1 px (primary): gap y − x in checkpoints seed 3: +0, seed 4: +0" in text
+    assert "accuracy_x/y ≥ 0.5 (secondary, partly built in)" in text
+    j = verdicts.judge({}, pairs={(0.1, 1.0, 3): t})
+    assert pages.claim_sentence(j, "fig5_coupling").startswith("**Verdict** (Fig. 5: on imbalanced data")

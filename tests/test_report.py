@@ -12,7 +12,7 @@ from bumpdiff_core.sweep import Sweep, get_sweep
 
 from test_verdicts import make_table
 
-SWEEP = Sweep("report-test", "tiny", seeds=(0, 3), increments=(0.25, 0.5, 1.0), pairs=((0.5, 1.0),),
+SWEEP = Sweep("report-test", "tiny", main_seeds=(0, 3), increments=(0.25, 0.5, 1.0), pairs=((0.5, 1.0),),
               description="a sweep for the report tests (hand-written runs)")
 
 
@@ -40,7 +40,7 @@ def assert_schema(obj, sweep_name):
         assert c["verdict"] in verdicts.VERDICTS
         if c["value"] is not None and c["low"] is not None:
             assert c["low"] <= c["value"] <= c["high"]
-    assert obj["fits"] == []
+    assert obj["fits"] == [] and isinstance(obj["efficiency"], list)
 
 
 @pytest.fixture

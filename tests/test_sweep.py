@@ -40,31 +40,96 @@ def test_book_quick_expands_to_distinct_runs_and_pages():
     runs = sweep.runs()
     ids = [r.run_id for r in runs]
     assert len(ids) == len(set(ids))
-    # main run + 6 increments + 2 pairs, where increment 1.0 *is* the main run
-    assert len(runs) == 8
+    # main seeds 0 (tuned) and 3-5 (untuned); 6 increments and 2 pairs on figure seed 0, where
+    # increment 1.0 *is* the main run of seed 0; 6 efficiency runs
+    assert sweep.main_seeds == (0, 3, 4, 5) and sweep.figure_seeds == (0,)
+    assert [r.config.seed for r in sweep.main_runs()] == [0, 3, 4, 5]
+    assert len(runs) == 4 + 5 + 2 + 6 == 17
     main = profile_config("quick")
     assert ids[0] == main.run_id and runs[0].overrides_dict == {}
-    incs = {(r.config.increment_x, r.config.increment_y) for r in runs}
+    grid_runs = [r for r in runs if r.config.design == "grid" and r.config.conditioning == "global"]
+    incs = {(r.config.increment_x, r.config.increment_y) for r in grid_runs}
     assert {(i, i) for i in (0.1, 0.2, 0.25, 0.5, 0.75, 1.0)} | {(0.1, 1.0), (0.1, 0.5)} == incs
     pages = {p.name: p for p in sweep.page_specs()}
-    assert list(pages) == ["findings", "data", "phases", "phase_diagram", "imbalanced", "appendix"]
-    assert {s.run_id for s in pages["findings"].needs} == set(ids)  # the verdicts read every run
+    assert list(pages) == ["findings", "data", "phases", "phase_diagram", "imbalanced", "efficiency", "appendix"]
+    assert {s.run_id for s in pages["findings"].needs} == {r.run_id for r in sweep.main_runs() + sweep.increment_runs()
+                                                           + sweep.pair_runs()}  # the verdicts read these
     # analysis pages take the sweep's name (view.SweepView asks the sweep for its runs)
-    for name in ("findings", "phases", "phase_diagram", "imbalanced", "appendix"):
+    for name in ("findings", "phases", "phase_diagram", "imbalanced", "efficiency", "appendix"):
         assert pages[name].parameters == {"sweep": "book-quick"}, name
     assert {s.run_id for s in pages["phase_diagram"].needs} == {r.run_id for r in sweep.increment_runs()}
     assert {s.run_id for s in pages["imbalanced"].needs} == {r.run_id for r in sweep.pair_runs()}
+    assert {s.run_id for s in pages["efficiency"].needs} == {r.run_id for r in sweep.efficiency_runs() + sweep.pair_runs()}
     assert pages["data"].parameters == {"profile": "quick"}
     assert {s.run_id for s in pages["phases"].needs} == {main.run_id}
     # every run a page reads is one the sweep trains
     assert {s.run_id for p in pages.values() for s in p.needs} <= set(ids)
 
 
+def test_book_quick_efficiency_runs():
+    from bumpdiff_core.config import checkpoint_steps
+    from bumpdiff_core.data import training_positions
+    from bumpdiff_core.sweep import design_label
+
+    eff = SWEEPS["book-quick"].efficiency_runs()
+    assert len(eff) <= 7 and len({r.run_id for r in eff}) == len(eff)
+    labels = [design_label(r.config) for r in eff]
+    assert labels == ["lines k=2 · global", "lines k=2 · separable", "random 60 · global", "random 60 · separable",
+                      "holdout 6 · global", "grid dx 0.1, dy 1 · separable"]
+    assert all(r.config.image_size == 16 for r in eff)
+    assert [len(training_positions(r.config)) for r in eff[:4]] == [60] * 4  # equal size, compared
+    # a handful of checkpoints, except the Fig. 5 pair (its statistic needs the dense schedule)
+    assert all(len(checkpoint_steps(r.config)) == 6 for r in eff[:5])
+    assert checkpoint_steps(eff[5].config) == checkpoint_steps(profile_config("quick"))
+    assert not {r.run_id for r in eff} & {r.run_id for r in SWEEPS["book-quick"].pair_runs()}
+
+
+def test_book_full_and_seed_lists():
+    full, quick = SWEEPS["book-full"], SWEEPS["book-quick"]
+    assert full.main_seeds == (0, 1, 2, 3, 4, 5) and len(full.figure_seeds) >= 3
+    assert [r.config.seed for r in full.pair_runs()] == [0, 3, 4] * 2
+    assert {r.config.seed for r in full.increment_runs()} == {0, 3, 4} and len(full.increment_runs()) == 18
+    assert {r.run_id for r in quick.runs()} <= {r.run_id for r in full.runs()}
+    assert len(full.runs()) == 6 + (18 - 3) + 6 + 6  # increment 1.0 is the main run of seeds 0, 3, 4
+    # `seeds` is shorthand for both lists (sweeps written before they were split)
+    legacy = Sweep("x", "tiny", pairs=((0.5, 1.0),), seeds=(1, 2))
+    assert legacy.main_seeds == legacy.figure_seeds == (1, 2)
+
+
+def test_efficiency_full_is_a_data_scaling_sweep():
+    from bumpdiff_core import scaling
+
+    sweep = SWEEPS["efficiency-full"]
+    runs = sweep.runs()
+    configs = [r.config for r in runs]
+    assert sweep.scaling and not sweep.book and sweep.page_specs() == []
+    assert len({r.run_id for r in runs}) == len(runs) == len(scaling.scaling_overrides())
+    sizes = sorted({c.image_size for c in configs})
+    assert len(sizes) >= 5 and sizes[-1] / sizes[0] >= 4
+    assert all(c.increment_x == c.increment_y == 1.0 for c in configs)
+    assert len({c.seed for c in configs}) >= 2
+    assert {(c.design, c.conditioning) for c in configs} == {(d, m) for d in ("grid", "random", "lines")
+                                                             for m in ("global", "separable")}
+    for k in sizes:  # a full-grid reference per K, seed and model; the budget per K; few checkpoints
+        at_k = [c for c in configs if c.image_size == k]
+        assert sum(c.design == "grid" for c in at_k) == 4
+        assert {c.steps for c in at_k} == {scaling.step_budget(k)}
+        assert all(c.checkpoint_log_count == 0 and c.steps // c.checkpoint_dense_every == 4 for c in at_k)
+        counts = [c.design_count for c in at_k if c.design == "random" and c.seed == 0 and c.conditioning == "global"]
+        assert counts[0] == k and counts == sorted(counts) and counts[-1] < k * k  # from ~K towards K²
+        lines = [c.design_lines for c in at_k if c.design == "lines" and c.seed == 0 and c.conditioning == "global"]
+        assert lines == list(range(1, len(lines) + 1))
+    est = scaling.estimate(configs)
+    assert est["runs"] == len(runs) and est["wall_seconds"] > 3600  # too large for the default book
+
+
 def test_tiny_and_seed_sweeps():
     tiny = SWEEPS["book-tiny"]
-    assert len(tiny.runs()) == 3 and all(r.profile == "tiny" for r in tiny.runs())
+    assert len(tiny.runs()) == 5 and all(r.profile == "tiny" for r in tiny.runs())
+    assert len(tiny.efficiency_runs()) == 2
+    assert {r.config.conditioning for r in tiny.efficiency_runs()} == {"global", "separable"}
     seeds = SWEEPS["seeds-quick"]
-    assert [r.config.seed for r in seeds.runs()] == [0, 1, 2]
+    assert [r.config.seed for r in seeds.runs()] == [0, 1, 2, 3, 4, 5]
     assert seeds.page_specs() == [] and not seeds.book
     # equal configs give equal specs, however they were written
     assert Sweep("x", "quick", overrides={"seed": 0}).runs() == Sweep("x", "quick").runs()
@@ -86,8 +151,10 @@ def test_toc_is_derived_from_the_sweep():
     assert toc["format"] == "jb-book" and toc["root"] == "intro"
     entries = [(part["caption"], c["file"], c.get("title")) for part in toc["parts"] for c in part["chapters"]]
     titles = [t for _, _, t in entries]
-    assert titles[:6] == ["What reproduced", "Data", "The three phases", "Phase diagram", "Imbalanced data", "Appendix"]
-    assert entries[6][1] == "reproduce"
+    assert titles[:7] == ["What reproduced", "Data", "The three phases", "Phase diagram", "Imbalanced data",
+                          "Can x and y be learned separately?", "Appendix"]
+    assert entries[5][1] == "generated/efficiency" and entries[5][0] == "The findings"
+    assert entries[7][1] == "reproduce"
     runs = [f for cap, f, _ in entries if cap == "Runs"]
     assert runs == [f"generated/runs/{r.run_id}" for r in sweep.runs()]
 

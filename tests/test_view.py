@@ -113,3 +113,15 @@ def test_the_phases_page_reads_each_checkpoint_once(tmp_path, reads, monkeypatch
     assert reads["metrics.csv"] == 1
     evaluation_reads = {k: v for k, v in reads.items() if k.startswith(("evals/", "umap/"))}
     assert evaluation_reads == {f"{folder}/step_{s:07d}.npz": 1 for folder in ("evals", "umap") for s in STEPS}
+
+
+def test_a_table_evaluated_before_the_new_columns_loads_with_nan(tmp_path):
+    from bumpdiff_core.evaluate import METRIC_COLUMNS
+
+    view = synthetic_view()
+    old = view.table[METRIC_COLUMNS[:13]]
+    again = RunView.from_data(view.config, old, {})
+    assert list(again.table.columns) == METRIC_COLUMNS
+    assert again.table["accuracy_unseen"].isna().all() and again.table["intrinsic_dim"].isna().all()
+    np.testing.assert_array_equal(again.table["accuracy"], old["accuracy"])
+    assert again.position_map is None  # design=grid / no map given

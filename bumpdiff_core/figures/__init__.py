@@ -6,6 +6,8 @@ so changing a colour never retrains and a page reads each file once.
 - `manifolds`: the 3D UMAP scrubber and Fig. 3's panel per phase;
 - `curves`: metrics and loss against training step, R² per UNet block;
 - `diagrams`: the phase diagram (Fig. 4), imbalanced curves (Fig. 5), Figs. 1 and 2 of the data;
+- `generalization`: training-set designs, seen vs unseen accuracy with the memoriser, per-position
+  maps, M*(K) log-log (the efficiency page);
 - `images`, `common`: heatmaps with red dots at requested positions, colours, titles, sliders
   (also used by `widgets.Scrubber`).
 """
@@ -13,8 +15,10 @@ from ._render import use_book_renderer
 from .common import (COORD_COLOURS, DOT_COLOUR, GRAY_SCALE, PHASE_COLOURS, PHASE_NAMES, POSITION_SCALE,
                      SCORE_SCALE, TEMPLATE, coords, grid_title, manifold_title, phase_text, play_buttons,
                      step_slider)
-from .curves import layer_r2_profile, loss_curves, metric_curves, phase_bands
-from .diagrams import example_images, factorized_vs_coupled, imbalanced_curves, phase_diagram
+from .curves import band, layer_r2_profile, loss_curves, mean_band, metric_curves, phase_bands, representation_curves
+from .diagrams import (example_images, factorized_vs_coupled, imbalanced_curves, phase_diagram,
+                       phase_measures_figure)
+from .generalization import design_maps, position_maps, scaling_plot, seen_unseen_curves
 from .images import dot, grid_shape, heatmap, image_axes, mosaic, pixel_axis_notes, sample_subplots, to_uint8
 from .manifolds import manifold_scrubber, manifold_trace, phase_panels, scene_ranges
 from .samples import describe_samples, failure_gallery, sample_grid, sample_grid_scrubber
@@ -25,7 +29,10 @@ __all__ = [
     "sample_grid", "sample_grid_scrubber", "failure_gallery", "manifold_scrubber", "phase_panels",
     "loss_curves", "layer_r2_profile",
     # figures of tables or a config
-    "metric_curves", "phase_diagram", "imbalanced_curves", "factorized_vs_coupled", "example_images",
+    "metric_curves", "representation_curves", "phase_diagram", "imbalanced_curves", "phase_measures_figure",
+    "factorized_vs_coupled", "example_images", "band", "mean_band",
+    # compositional generalization and data scaling (views, masks or tables)
+    "design_maps", "seen_unseen_curves", "position_maps", "scaling_plot",
     # parts
     "to_uint8", "grid_shape", "heatmap", "dot", "image_axes", "pixel_axis_notes", "sample_subplots", "mosaic",
     "manifold_trace", "scene_ranges", "phase_bands", "describe_samples", "coords", "grid_title",
@@ -33,3 +40,11 @@ __all__ = [
     "TEMPLATE", "PHASE_COLOURS", "PHASE_NAMES", "COORD_COLOURS", "DOT_COLOUR", "POSITION_SCALE",
     "SCORE_SCALE", "GRAY_SCALE",
 ]
+
+# linked views: what a manifold point carries, the sample panel, colouring (widgets.Scrubber, the book's click script)
+from .manifolds import (COLOUR_BY, HIGHLIGHT_COLOUR, POINT_FIELDS, POINT_HOVER, colour_spec,  # noqa: E402
+                        point_customdata, point_words, position_error, sample_caption, sample_figure,
+                        sample_panel_traces, samples_meta)
+
+__all__ += ["COLOUR_BY", "HIGHLIGHT_COLOUR", "POINT_FIELDS", "POINT_HOVER", "colour_spec", "point_customdata",
+            "point_words", "position_error", "sample_caption", "sample_figure", "sample_panel_traces", "samples_meta"]

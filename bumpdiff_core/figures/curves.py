@@ -3,10 +3,41 @@ phase as a coloured band. Builders take a metrics table or a `view.RunView`; non
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .common import COORD_COLOURS, PHASE_COLOURS, PHASE_NAMES, TEMPLATE
+
+BAND_OPACITY = 0.18
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def band(x, low, high, colour: str, name: str, legendgroup: str | None = None, showlegend: bool = True) -> go.Scatter:
+    """An interval drawn as one filled polygon (high forwards, low backwards); NaN bounds drop out."""
+    x, low, high = (np.asarray(v, dtype=float) for v in (x, low, high))
+    ok = np.isfinite(low) & np.isfinite(high)
+    x, low, high = x[ok], low[ok], high[ok]
+    return go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([high, low[::-1]]), fill="toself",
+                      fillcolor=_rgba(colour, BAND_OPACITY), line=dict(width=0), mode="lines", hoverinfo="skip",
+                      name=name, legendgroup=legendgroup, showlegend=showlegend)
+
+
+def mean_band(tables, column: str, level: float | None = None):
+    """Across seeds: (steps, mean, low, high) of `column` per step, a Student t interval of the
+    seeds' values at each step (NaN bounds where fewer than two seeds have a value)."""
+    from ..intervals import t_interval
+    from ..verdicts import DEFAULT
+
+    level = DEFAULT.level if level is None else level
+    wide = pd.concat([t.set_index("step")[column].rename(k) for k, t in enumerate(tables)], axis=1).sort_index()
+    stats = np.array([t_interval(row, level) for row in wide.to_numpy(float)]).reshape(-1, 3)
+    return wide.index.to_numpy(float), stats[:, 0], stats[:, 1], stats[:, 2]
 
 
 def phase_bands(fig, table, rows: list[int] | None = None) -> None:
@@ -32,13 +63,28 @@ def phase_bands(fig, table, rows: list[int] | None = None) -> None:
 
 def metric_curves(table, title: str | None = None) -> go.Figure:
     """Accuracy, bump counts and R² against training step, each checkpoint's phase as a band;
-    the training loss (mean since the previous checkpoint) on a secondary axis of the top panel."""
+    the training loss (mean since the previous checkpoint) on a secondary axis of the top panel.
+    Intervals as shaded bands when the table has them: accuracy with its Wilson interval
+    (`accuracy_low/high`, else computed from `n_labels`), raw R² with its bootstrap interval
+    (`r2_x_raw_low/high`, `r2_y_raw_low/high`)."""
+    from .. import metrics
+    from ..verdicts import DEFAULT, accuracy_interval, has_columns
+
     steps = table["step"]
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         specs=[[{"secondary_y": True}], [{}], [{}]],
-                        subplot_titles=["accuracy (exactly one bump within 1 px of the requested x, y)",
-                                        "number of bumps per sample",
+                        subplot_titles=[f"accuracy (exactly one bump within {metrics.TOLERANCE_PX:g} px of the "
+                                        "requested x, y)", "number of bumps per sample",
                                         "R² of x and y from the representation"])
+    _, acc_low, acc_high = accuracy_interval(table)
+    if np.isfinite(acc_low).any():
+        fig.add_trace(band(steps, acc_low, acc_high, "#222222", f"accuracy, Wilson {DEFAULT.level:.0%} interval"),
+                      row=1, col=1)
+    for c in "xy":
+        lo, hi = f"r2_{c}_raw_low", f"r2_{c}_raw_high"
+        if has_columns(table, lo, hi):
+            fig.add_trace(band(steps, table[lo], table[hi], COORD_COLOURS[c],
+                               f"R² {c} (raw), bootstrap {DEFAULT.level:.0%} interval"), row=3, col=1)
 
     def line(col, name, color, dash=None, row=1, width=2):
         fig.add_trace(go.Scatter(x=steps, y=table[col], name=name, mode="lines+markers", marker=dict(size=4),
@@ -115,4 +161,68 @@ def layer_r2_profile(view, step: int | None = None) -> go.Figure:
                                       f"· phase {phase}", x=0.5),
                       yaxis=dict(title="R²", range=[min(-0.1, float(np.nanmin(r2)) - 0.05), 1.1]),
                       xaxis_title="block (forward order)", margin=dict(l=60, r=20, t=70, b=60))
+    return fig
+
+
+def _overlap_chance(table) -> float:
+    """Chance level of `neighbour_overlap`: the table's column when stored, else k / (n − 1) with
+    the k `evaluate.OVERLAP_K` (at most n − 1) and n = `n_labels` (NaN when neither is there)."""
+    from .. import evaluate
+    from ..verdicts import has_columns
+
+    if has_columns(table, "neighbour_overlap_chance"):
+        return float(np.nanmean(table["neighbour_overlap_chance"].to_numpy(float)))
+    if not has_columns(table, "n_labels"):
+        return float("nan")
+    n = float(table["n_labels"].dropna().iloc[-1])
+    return min(evaluate.OVERLAP_K, n - 1) / (n - 1) if n > 1 else float("nan")
+
+
+REPRESENTATION_PANELS = [
+    ("intrinsic dimension (TwoNN)", [("intrinsic_dim", "TwoNN dimension", "#6a3d9a", None),
+                                     ("participation_ratio", "participation ratio (linear)", "#b15928", "dot")]),
+    ("k-NN R² (leave-one-out; no linear read-out)", [("knn_r2_x", "k-NN R² x", COORD_COLOURS["x"], None),
+                                                     ("knn_r2_y", "k-NN R² y", COORD_COLOURS["y"], None)]),
+    ("neighbour overlap (activation vs label neighbourhoods)", [("neighbour_overlap", "neighbour overlap", "#33a02c", None)]),
+]
+
+
+def representation_curves(table, title: str | None = None) -> go.Figure:
+    """The representation measures over training, phase bands behind: intrinsic dimension (TwoNN,
+    with the 2D reference line and the tolerance the verdicts use, and the participation ratio),
+    k-NN R² of x and y, neighbour overlap with its chance level. A measure the table lacks is named
+    in its panel ("not measured")."""
+    from ..verdicts import DEFAULT, has_columns
+
+    steps = table["step"]
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[p[0] for p in REPRESENTATION_PANELS])
+    for r, (_, lines) in enumerate(REPRESENTATION_PANELS, start=1):
+        missing = []
+        for col, name, colour, dash in lines:
+            if not has_columns(table, col):
+                missing.append(col)
+                continue
+            fig.add_trace(go.Scatter(x=steps, y=table[col], name=name, mode="lines+markers", marker=dict(size=4),
+                                     line=dict(color=colour, dash=dash, width=2)), row=r, col=1)
+        if missing:
+            fig.add_annotation(text="not measured for this run: " + ", ".join(missing), showarrow=False,
+                               xref=f"x{'' if r == 1 else r} domain", yref=f"y{'' if r == 1 else r} domain",
+                               x=0.5, y=0.5, font=dict(color="#888"))
+    d, tol = DEFAULT.sheet_dim, DEFAULT.dim_tolerance
+    fig.add_hrect(y0=d - tol, y1=d + tol, fillcolor="#6a3d9a", opacity=0.08, line_width=0, row=1, col=1)
+    fig.add_hline(y=d, line=dict(color="#6a3d9a", dash="dash", width=1), row=1, col=1,
+                  annotation_text=f"a 2D sheet: {d:g} ± {tol:g}", annotation_position="top left")
+    chance = _overlap_chance(table)
+    if np.isfinite(chance):
+        fig.add_hline(y=chance, line=dict(color="#777", dash="dot", width=1), row=3, col=1,
+                      annotation_text=f"chance ≈ {chance:.2f}", annotation_position="top left")
+    phase_bands(fig, table, rows=[1, 2, 3])
+    fig.update_yaxes(title="dimension", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title="R²", range=[-0.25, 1.03], row=2, col=1)
+    fig.update_yaxes(title="fraction", range=[-0.03, 1.03], row=3, col=1)
+    fig.update_xaxes(title="training step", row=3, col=1)
+    fig.update_layout(template=TEMPLATE, height=760, hovermode="x unified",
+                      title=dict(text=title or "Shape and order of the representation over training", x=0.5),
+                      legend=dict(x=1.02, y=1, xanchor="left"), margin=dict(l=60, r=20, t=80, b=50))
     return fig

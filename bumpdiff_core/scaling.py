@@ -1,0 +1,220 @@
+"""Data scaling (the paper's Fig. 1 claim): how many training positions M*(K) a model needs to
+draw unseen positions right, as the positions per axis K grow. A learner that factorizes x and y
+needs O(2K); a coupled one O(K²): the slope of log M* on log K tells them apart (1 vs 2).
+
+The sweep `efficiency-full` (sweep.py) trains, for each K (image size at increment 1), a ladder
+of training-set sizes per design and model, plus a full-grid reference run; this module defines
+the ladder (`scaling_overrides`), reads M* off the finished runs (`m_star_table`) and fits the
+slopes (`slope_fits`). No bisection: a sweep is a static list of runs (it must run unchanged on a
+Dask cluster), so M* is the smallest rung of a geometric ladder that reaches `M_STAR_ACCURACY`; its
+resolution is one rung (a factor K^(1/8) in count for `random`, one line for `lines`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .data import design_mask
+
+SCALING_SIZES = (8, 12, 16, 24, 32)      # K at increment 1: 5 values over 4x
+SCALING_SEEDS = (0, 1)                   # training seed; a random design is drawn with design_seed = seed
+SCALING_MODELS = ("global", "separable")
+M_STAR_ACCURACY = 0.8      # final unseen accuracy that counts as "generalizes" (M* = smallest such count)
+REFERENCE_ACCURACY = 0.9   # a K counts only if its full-grid reference run reached this final accuracy
+MIN_UNSEEN = 10            # a rung needs this many unseen positions (Chebyshev >= 2 px) to be scored
+MIN_K_FOR_SLOPE = 4        # fewer K values with an M* cannot decide a slope: no fit
+LADDER_POINTS = 9          # geometric ladder K .. K² in 9 points: ratio K^(1/8) between rungs
+CHECKPOINTS = 4            # checkpoints after step 0 (few: M* reads the last one only)
+
+
+def step_budget(image_size: int) -> int:
+    """Training steps at K = image_size. Why: the two measured points (README) are quick, 16×16,
+    C by ~1000 and final accuracy 0.98 at 1500 steps, and cpu32, 32×32, C at ~3750 and 0.98 at
+    6000: steps to C grow about as K² (4x for 2x K), so 1500·(K/16)², rounded up to 100, with a
+    floor of 600 (8×8: unmeasured, the floor keeps a margin). 8, 12, 24 are extrapolated: the page
+    shows each reference run's final accuracy, and a K below `REFERENCE_ACCURACY` is left out."""
+    return max(600, int(math.ceil(1500 * (image_size / 16) ** 2 / 100) * 100))
+
+
+def _schedule(image_size: int) -> dict:
+    steps = step_budget(image_size)
+    return dict(image_size=image_size, steps=steps, checkpoint_dense_every=steps // CHECKPOINTS,
+                checkpoint_dense_until=steps, checkpoint_log_count=0)
+
+
+def unseen_mask(mask: np.ndarray) -> np.ndarray:
+    """Unseen positions of a design mask on an increment-1 grid: those at Chebyshev distance >= 2
+    px from every training position (`generalization.unseen_positions`), i.e. outside the mask's
+    3×3 dilation (a shift-and-or: fast enough to build the ladders at import)."""
+    padded = np.pad(np.asarray(mask, dtype=bool), 1)
+    near = np.zeros_like(padded)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            near |= np.roll(np.roll(padded, dy, axis=0), dx, axis=1)
+    return ~near[1:-1, 1:-1]
+
+
+def n_unseen(mask: np.ndarray) -> int:
+    """How many positions `unseen_mask` leaves."""
+    return int(unseen_mask(mask).sum())
+
+
+def random_ladder(k: int, seeds=SCALING_SEEDS) -> list[int]:
+    """`design_count` rungs for K: geometric from K to K², keeping those whose designs (every
+    seed) still leave `MIN_UNSEEN` unseen positions: a dense random design leaves none (at 16×16
+    fewer than 10 above ~80 positions), so the top of the ladder is where unseen scoring ends."""
+    counts = sorted({int(round(c)) for c in np.geomspace(k, k * k, LADDER_POINTS)})
+    return [c for c in counts
+            if all(n_unseen(design_mask("random", (k, k), count=c, seed=s)) >= MIN_UNSEEN for s in seeds)]
+
+
+def lines_ladder(k: int) -> list[int]:
+    """`design_lines` rungs for K: k = 1, 2, 3, ... while `MIN_UNSEEN` unseen positions remain."""
+    out = []
+    for lines in range(1, k + 1):
+        if n_unseen(design_mask("lines", (k, k), lines=lines)) < MIN_UNSEEN:
+            break
+        out.append(lines)
+    return out
+
+
+def design_size(design: str, k: int, rung: int) -> int:
+    """Training positions of a rung: the count itself (random) or 2kK - k² (lines)."""
+    if design == "lines":
+        return int(2 * rung * k - rung * rung)
+    return int(rung)
+
+
+def scaling_overrides(sizes=SCALING_SIZES, seeds=SCALING_SEEDS, models=SCALING_MODELS) -> list[dict]:
+    """Every run of `efficiency-full` as overrides of the quick profile: per K, seed and model a
+    full-grid reference run, the random ladder and the lines ladder."""
+    out = []
+    for k in sizes:
+        base = _schedule(k)
+        for model in models:
+            for seed in seeds:
+                common = dict(base, conditioning=model, seed=seed)
+                out.append(dict(common))  # the full-grid reference
+                out += [dict(common, design="random", design_count=c, design_seed=seed) for c in random_ladder(k, seeds)]
+                out += [dict(common, design="lines", design_lines=n) for n in lines_ladder(k)]
+    return out
+
+
+# measured per-step training cost, one single-threaded worker of two side by side (README: quick,
+# 16×16, 114 s / 1500 steps); larger images cost as measured by benchmarks/train_throughput.py
+# (32×32 is 3.0x slower per step than 16×16: cost ~ K^1.58), with a floor for the 8×8 overheads
+SECONDS_PER_STEP_16 = 114 / 1500
+COST_EXPONENT = math.log2(3.0)
+# evaluation: 18.6 s / 17 checkpoints at 16×16 (100 labels + splits), scaled like training, plus
+# the last checkpoint's per-position map (K² samples; DDIM-20 3.3 s per 300 labels at 16×16)
+SECONDS_PER_CHECKPOINT_16 = 18.6 / 17
+
+
+def estimated_seconds(config) -> float:
+    """Estimated wall seconds of one run (train + evaluate) on one of two single-threaded workers."""
+    scale = max(0.4, (config.image_size / 16) ** COST_EXPONENT)
+    from .config import checkpoint_steps
+
+    position_map = 3.3 / 300 * config.image_size ** 2 * scale if config.design != "grid" else 0.0
+    return (config.steps * SECONDS_PER_STEP_16 * scale
+            + len(checkpoint_steps(config)) * SECONDS_PER_CHECKPOINT_16 * scale + position_map)
+
+
+def estimate(configs, workers: int = 2) -> dict:
+    """{"runs", "run_seconds" (sum), "wall_seconds" (sum / workers: the runs are independent)}."""
+    total = sum(estimated_seconds(c) for c in configs)
+    return {"runs": len(configs), "run_seconds": total, "wall_seconds": total / workers, "workers": workers}
+
+
+# ---------------------------------------------------------------------------------------------
+# M* and slopes from finished runs
+# ---------------------------------------------------------------------------------------------
+
+MSTAR_COLUMNS = ["design", "model", "K", "seed", "m_star", "reference_accuracy", "rungs", "detail"]
+
+
+def _final(row, name):
+    value = row.get(name) if hasattr(row, "get") else None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def m_star_table(finals, threshold: float = M_STAR_ACCURACY,
+                 reference_level: float = REFERENCE_ACCURACY) -> pd.DataFrame:
+    """M* per (design, model, K, seed) from `finals`: [(config, last metrics row)] of finished
+    runs. M* = the smallest design size whose final `accuracy_unseen` >= `threshold`; NaN when no
+    rung reaches it (censored: "more than the ladder's top", said in `detail`) or when the K's
+    full-grid reference run is missing or below `reference_level` (the budget was too short)."""
+    reference, rungs = {}, {}
+    for config, row in finals:
+        key = (config.conditioning, config.image_size, config.seed)
+        if config.design == "grid":
+            reference[key] = _final(row, "accuracy")
+        elif config.design in ("random", "lines"):
+            rung = config.design_count if config.design == "random" else config.design_lines
+            size = design_size(config.design, config.image_size, rung)
+            rungs.setdefault((config.design, *key), []).append((size, _final(row, "accuracy_unseen")))
+    out = []
+    for (design, model, k, seed), points in sorted(rungs.items()):
+        points.sort()
+        ref = reference.get((model, k, seed), math.nan)
+        passing = [size for size, acc in points if np.isfinite(acc) and acc >= threshold]
+        if not np.isfinite(ref):
+            m, detail = math.nan, "no finished full-grid reference run"
+        elif ref < reference_level:
+            m, detail = math.nan, f"reference accuracy {ref:.2f} < {reference_level:g}: budget too short, left out"
+        elif passing:
+            m, detail = float(passing[0]), f"smallest of {len(points)} rungs with unseen accuracy >= {threshold:g}"
+        else:
+            m, detail = math.nan, (f"no rung up to {points[-1][0]} positions reached {threshold:g} "
+                                   "(censored: M* above the ladder)")
+        out.append({"design": design, "model": model, "K": k, "seed": seed, "m_star": m,
+                    "reference_accuracy": ref, "rungs": len(points), "detail": detail})
+    return pd.DataFrame(out, columns=MSTAR_COLUMNS)
+
+
+def _slope(logk, logm) -> float:
+    if len(set(np.round(logk, 9))) < 2:
+        return math.nan
+    return float(np.polyfit(logk, logm, 1)[0])
+
+
+def slope_fits(mstar: pd.DataFrame, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+               min_k: int = MIN_K_FOR_SLOPE) -> list[dict]:
+    """Per (design, model): least-squares slope of log M* on log K over every (K, seed) with an M*,
+    and a percentile bootstrap interval that resamples the K values (each with all its seeds):
+    the K values, not the seeds, are the independent units of a slope. Fewer than `min_k` K values
+    with an M* -> no slope (NaN), said in `detail`."""
+    fits = []
+    for (design, model), group in mstar.groupby(["design", "model"], sort=True):
+        ok = group.dropna(subset=["m_star"])
+        ks = sorted(ok["K"].unique())
+        censored = int(group["m_star"].isna().sum())
+        if len(ks) < min_k:
+            fits.append({"design": design, "model": model, "slope": math.nan, "low": math.nan, "high": math.nan,
+                         "detail": f"M* found at {len(ks)} K value(s) ({', '.join(map(str, ks)) or 'none'}); "
+                                   f"fewer than {min_k} cannot decide a slope, none fitted "
+                                   f"({censored} (K, seed) without M*)"})
+            continue
+        logk, logm = np.log(ok["K"].to_numpy(float)), np.log(ok["m_star"].to_numpy(float))
+        slope = _slope(logk, logm)
+        rng = np.random.default_rng(seed)
+        by_k = {k: ok["K"].to_numpy() == k for k in ks}
+        boot = []
+        for _ in range(n_boot):
+            pick = rng.choice(ks, size=len(ks), replace=True)
+            idx = np.concatenate([np.flatnonzero(by_k[k]) for k in pick])
+            s = _slope(logk[idx], logm[idx])
+            if np.isfinite(s):
+                boot.append(s)
+        low, high = (np.quantile(boot, [(1 - level) / 2, (1 + level) / 2]) if boot else (math.nan, math.nan))
+        low, high = min(float(low), slope), max(float(high), slope)
+        fits.append({"design": design, "model": model, "slope": slope, "low": low, "high": high,
+                     "detail": f"{len(ok)} (K, seed) points at K = {', '.join(map(str, ks))}; bootstrap over K "
+                               f"({n_boot} resamples, {level:.0%}); {censored} (K, seed) without M* left out; "
+                               f"M* threshold: unseen accuracy >= {M_STAR_ACCURACY:g}"})
+    return fits
