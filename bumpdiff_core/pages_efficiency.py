@@ -41,8 +41,8 @@ def efficiency_predictions(threshold: float = scaling.M_STAR_ACCURACY) -> str:
         f"`lines` (every x and every y value seen, only 2kK − k² combinations) stays at the memoriser's level on "
         f"positions ≥ {UNSEEN_MIN_DISTANCE:g} px from every training position, and if the slope of log M* on "
         f"log K (M*: training positions needed for unseen accuracy ≥ {threshold:g}) has an interval above 1.",
-        f"**Coupled** (each (x, y) learned as a whole, O(K²)): it fails if unseen accuracy on `lines` is well "
-        f"above the memoriser with an interval that excludes it, or if the M* slope's interval lies below 2.",
+        "**Coupled** (each (x, y) learned as a whole, O(K²)): it fails if unseen accuracy on `lines` is well "
+        "above the memoriser with an interval that excludes it, or if the M* slope's interval lies below 2.",
         f"**The Fig. 5 statistic as a test**: it can tell the two apart only if a model that *can* factorize "
         f"(the separable model) reads differently from the global one (x and y more than {k} checkpoint(s) "
         f"apart). If both read 'together', the statistic cannot distinguish the hypotheses.",

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from bumpdiff_core import verdicts as v
+from bumpdiff_core import sensitivity
 
 
 def make_table(n_ckpt=12, leave_a=3, cross_r2=5, cross_acc=7, n=100, dims=(6.0, 2.2, 2.0), r2_halfwidth=0.02,
@@ -145,17 +146,17 @@ def test_sensitivity_grid_shape_and_summary():
     # a phase-C final R² of 0.85: fails at R² level 0.9 and 0.95, passes at 0.7 and 0.8
     for t in tables.values():
         t.loc[t.index[-1], ["r2_x_raw", "r2_y_raw"]] = 0.85
-    sens = v.sensitivity(tables)
+    sens = sensitivity.sensitivity(tables)
     n_settings = len(v.SENSITIVITY_ACCURACY) * len(v.SENSITIVITY_R2)
     assert len(sens) == len(v.CLAIMS) * n_settings
     assert set(sens.columns) >= {"claim", "accuracy_level", "r2_level", "verdict", "default"}
     assert sens["default"].sum() == len(v.CLAIMS)
-    matrix = v.sensitivity_matrix(sens)
+    matrix = sensitivity.sensitivity_matrix(sens)
     assert matrix.shape == (len(v.CLAIMS), n_settings)
     c = sens[sens["claim"] == v.CLAIMS["phase_C"]]
     assert set(c[c["r2_level"] <= 0.8]["verdict"]) == {v.REPRODUCED}
     assert set(c[c["r2_level"] >= 0.9]["verdict"]) == {v.NOT_REPRODUCED}
-    text = v.sensitivity_summary(sens)
+    text = sensitivity.sensitivity_summary(sens)
     assert "hold over the whole range" in text
     assert "“phase C” is not reproduced at the default but reproduced at R² level 0.7, 0.8" in text
 
