@@ -34,16 +34,11 @@ def status_text(step: int, row) -> str:
 
 class Scrubber(widgets.VBox):
     """A checkpoint slider driving a 3D manifold (`manifold_figure`) and a sample grid
-    (`grid_figure`), both `plotly.graph_objects.FigureWidget`s; `set_step(step)` moves it.
-    `run`: a `view.RunView` (what a page already holds) or a `store.Run`.
-
-    Linked views: a click on a manifold point (`select(label)` from code) shows that label's sample
-    large in `sample_figure`, with its requested (red) and detected (cyan) centre, its bump count
-    and whether it is accurate, and rings the point; scrubbing keeps the label and shows its sample
-    at the new checkpoint. `colour` colours the points by true x, true y or position error.
-    `mode` "compare" shows `compare_figure`: two checkpoints (`left_step`, `right_step`; the right
-    one of `other` when that run is given) as two 3D panels, the right Procrustes-aligned onto the
-    left (`manifold.align_to`, matching points by label), the selected label ringed in both."""
+    (`grid_figure`); `run` is a `view.RunView` or a `store.Run`. A click on a manifold point (or
+    `select(label)`) shows that label's sample large in `sample_figure` (requested and detected
+    centre, bump count, accurate or not) and rings it; scrubbing keeps the label. `colour`: true x,
+    true y or position error. `compare(...)` shows `ComparePanels` (two checkpoints, or one of
+    `other`, Procrustes-aligned by label)."""
 
     def __init__(self, run, n: int = 25, color: str = "x", other=None):
         super().__init__()
@@ -76,33 +71,21 @@ class Scrubber(widgets.VBox):
         self.grid_figure = go.FigureWidget(grid)
 
         # compare mode: two checkpoints (of this run, or the right one of `other`) side by side
-        right_options = [(f"{s}", ("this", s)) for s in self.steps]
-        if self.other is not None:
-            _check_same_labels(self.view, self.other)
-            right_options += [(f"{s} (other run {self.other.run_id[:8]})", ("other", s)) for s in self.other.steps]
-        self.left_step = widgets.Dropdown(options=[(str(s), s) for s in self.steps], value=self.steps[0],
-                                          description="left step", layout=widgets.Layout(width="200px"))
-        self.right_step = widgets.Dropdown(options=right_options,
-                                           value=("other", self.other.steps[-1]) if self.other is not None
-                                           else ("this", self.steps[-1]),
-                                           description="right step", layout=widgets.Layout(width="320px"))
-        self.compare_figure = go.FigureWidget(self._compare_layout())
-        self.compare_box = widgets.VBox([widgets.HBox([self.left_step, self.right_step]), self.compare_figure],
-                                        layout=widgets.Layout(display="none"))
+        self.compare_box = ComparePanels(self.view, self.other, self._aligned, self._colour_trace, self._on_click)
 
         self.children = [widgets.HBox([self.slider, self.colour, self.mode]), self.status,
                          widgets.HBox([self.manifold_figure, self.sample_figure]), self.compare_box, self.grid_figure]
         self.slider.observe(self._on_step, names="value")
         self.colour.observe(lambda change: self._redraw(), names="value")
         self.mode.observe(self._on_mode, names="value")
-        self.left_step.observe(lambda change: self._draw_compare(), names="value")
-        self.right_step.observe(lambda change: self._draw_compare(), names="value")
         self.manifold_figure.data[0].on_click(self._on_click)
-        for k in (0, 2):
-            self.compare_figure.data[k].on_click(self._on_click)
         self._show(self.steps[-1])
 
     # -- public ---------------------------------------------------------------------------------------
+    @property
+    def compare_figure(self) -> go.FigureWidget:
+        return self.compare_box.figure
+
     @property
     def step(self) -> int:
         return int(self.slider.value)
@@ -129,8 +112,8 @@ class Scrubber(widgets.VBox):
     def compare(self, left_step: int, right_step: int, other: bool = False) -> None:
         """Switch to compare mode: checkpoint `left_step` of this run beside `right_step` (of the
         other run when `other`)."""
-        self.left_step.value = int(left_step)
-        self.right_step.value = ("other" if other else "this", int(right_step))
+        self.compare_box.left_step.value = int(left_step)
+        self.compare_box.right_step.value = ("other" if other else "this", int(right_step))
         self.mode.value = "compare"
 
     # -- callbacks --------------------------------------------------------------------------------
@@ -144,7 +127,7 @@ class Scrubber(widgets.VBox):
     def _on_mode(self, change) -> None:
         self.compare_box.layout.display = "" if change["new"] == "compare" else "none"
         if change["new"] == "compare":
-            self._draw_compare()
+            self.compare_box.draw(self.selected)
 
     # -- drawing ------------------------------------------------------------------------------------
     def _colour_trace(self, trace, ev) -> None:
@@ -156,7 +139,7 @@ class Scrubber(widgets.VBox):
     def _redraw(self) -> None:
         self._colour_trace(self.manifold_figure.data[0], self.view.evaluation(self.step))
         if self.mode.value == "compare":
-            self._draw_compare()
+            self.compare_box.draw(self.selected)
 
     def _show(self, step: int) -> None:
         ev, pts = self.view.evaluation(step), figures.coords(self._aligned[self.steps.index(step)])
@@ -190,6 +173,67 @@ class Scrubber(widgets.VBox):
                     old.x, old.y = fresh.x, fresh.y
             self.sample_figure.layout.title.text = figures.sample_caption(ev, i)
 
+    def _draw_highlights(self) -> None:
+        i = self.selected
+        p = figures.coords(self._aligned[self.steps.index(self.step)][i:i + 1])
+        ring = self.manifold_figure.data[1]
+        ring.x, ring.y, ring.z = p[:, 0], p[:, 1], p[:, 2]
+        if self.mode.value == "compare":
+            self.compare_box.highlight(i)
+
+
+class ComparePanels(widgets.VBox):
+    """Compare mode: checkpoint `left_step` of a run beside `right_step` (of this run or of
+    `other`) as two 3D panels in `figure`, the right Procrustes-aligned onto the left by label;
+    hidden until shown. `colour_trace(trace, evaluation)` colours a panel like the main figure."""
+
+    def __init__(self, view, other, aligned, colour_trace, on_click):
+        self.view, self.other, self._aligned, self._colour_trace = view, other, aligned, colour_trace
+        self.steps, self.selected = view.steps, 0
+        right_options = [(f"{s}", ("this", s)) for s in self.steps]
+        if other is not None:
+            _check_same_labels(view, other)
+            right_options += [(f"{s} (other run {other.run_id[:8]})", ("other", s)) for s in other.steps]
+        self.left_step = widgets.Dropdown(options=[(str(s), s) for s in self.steps], value=self.steps[0],
+                                          description="left step", layout=widgets.Layout(width="200px"))
+        self.right_step = widgets.Dropdown(options=right_options,
+                                           value=("other", other.steps[-1]) if other is not None
+                                           else ("this", self.steps[-1]),
+                                           description="right step", layout=widgets.Layout(width="320px"))
+        self.figure = go.FigureWidget(self._layout())
+        super().__init__([widgets.HBox([self.left_step, self.right_step]), self.figure],
+                         layout=widgets.Layout(display="none"))
+        self.left_step.observe(lambda change: self.draw(self.selected), names="value")
+        self.right_step.observe(lambda change: self.draw(self.selected), names="value")
+        for k in (0, 2):
+            self.figure.data[k].on_click(on_click)
+
+    def draw(self, selected: int) -> None:
+        """Redraw both panels (when shown) and ring label `selected` in both."""
+        if self.layout.display == "none":
+            return
+        self.selected = selected
+        with self.figure.batch_update():
+            for k, (view, step, pts) in enumerate(self._panels()):
+                ev, p = view.evaluation(step), figures.coords(pts)
+                trace = self.figure.data[2 * k]
+                trace.x, trace.y, trace.z = p[:, 0], p[:, 1], p[:, 2]
+                trace.customdata, trace.text = figures.point_customdata(ev), figures.point_words(ev)
+                self._colour_trace(trace, ev)
+                run = "" if view is self.view else f"other run {view.run_id[:8]} · "
+                self.figure.layout.annotations[k].text = (
+                    f"{run}step {step} · {figures.phase_text(view.row(step)['phase'])} · "
+                    f"accuracy {view.row(step)['accuracy']:.2f}")
+        self.highlight(selected)
+
+    def highlight(self, selected: int) -> None:
+        self.selected = i = selected
+        for k, (_, _, pts) in enumerate(self._panels()):
+            q = figures.coords(pts[i:i + 1])
+            ring = self.figure.data[2 * k + 1]
+            ring.x, ring.y, ring.z = q[:, 0], q[:, 1], q[:, 2]
+        self.figure.layout.title.text = f"right panel Procrustes-aligned onto the left, point by label; ringed: label {i}"
+
     def _panels(self):
         """[(view, step, points)] of the compare panels: left from this run's aligned frames, right
         Procrustes-aligned onto the left by label."""
@@ -202,7 +246,7 @@ class Scrubber(widgets.VBox):
         right_pts = align_to(left_pts, np.asarray(right_view.evaluation(right).embedding, dtype=np.float64))
         return [(self.view, left, left_pts), (right_view, int(right), right_pts)]
 
-    def _compare_layout(self) -> go.Figure:
+    def _layout(self) -> go.Figure:
         from plotly.subplots import make_subplots
 
         fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "scene"}]],
@@ -219,38 +263,6 @@ class Scrubber(widgets.VBox):
         fig.update_layout(template=figures.TEMPLATE, width=1000, height=480, margin=dict(l=0, r=0, t=60, b=0),
                           uirevision="keep-camera", title=dict(text="", x=0.5))
         return fig
-
-    def _draw_compare(self) -> None:
-        if self.mode.value != "compare":
-            return
-        panels = self._panels()
-        with self.compare_figure.batch_update():
-            for k, (view, step, pts) in enumerate(panels):
-                ev, p = view.evaluation(step), figures.coords(pts)
-                trace = self.compare_figure.data[2 * k]
-                trace.x, trace.y, trace.z = p[:, 0], p[:, 1], p[:, 2]
-                trace.customdata, trace.text = figures.point_customdata(ev), figures.point_words(ev)
-                self._colour_trace(trace, ev)
-                run = "" if view is self.view else f"other run {view.run_id[:8]} · "
-                self.compare_figure.layout.annotations[k].text = (
-                    f"{run}step {step} · {figures.phase_text(view.row(step)['phase'])} · "
-                    f"accuracy {view.row(step)['accuracy']:.2f}")
-            self.compare_figure.layout.title.text = ("right panel Procrustes-aligned onto the left, point by "
-                                                     f"label; ringed: label {self.selected}")
-        self._draw_highlights()
-
-    def _draw_highlights(self) -> None:
-        i = self.selected
-        p = figures.coords(self._aligned[self.steps.index(self.step)][i:i + 1])
-        ring = self.manifold_figure.data[1]
-        ring.x, ring.y, ring.z = p[:, 0], p[:, 1], p[:, 2]
-        if self.mode.value == "compare":
-            for k, (_, _, pts) in enumerate(self._panels()):
-                q = figures.coords(pts[i:i + 1])
-                ring = self.compare_figure.data[2 * k + 1]
-                ring.x, ring.y, ring.z = q[:, 0], q[:, 1], q[:, 2]
-            self.compare_figure.layout.title.text = ("right panel Procrustes-aligned onto the left, point by "
-                                                     f"label; ringed: label {i}")
 
 
 def _highlight_trace() -> go.Scatter3d:
