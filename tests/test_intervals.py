@@ -162,3 +162,15 @@ def test_there_is_one_closed_form_leave_one_out_ridge():
     np.testing.assert_array_equal(iv.loo_ridge_predictions(x, labels), metrics.loo_ridge_predictions(x, labels))
     for j in range(2):  # the value is the metric's own number, bit for bit
         assert iv.bootstrap_r2_loo(x, labels[:, j])[0] == metrics.r2_cross_validated(x, labels[:, j])
+
+
+def test_wilson_and_t_interval_agree_with_scipy():
+    # scipy as the oracle: binomtest's Wilson interval, and the Student t interval of a mean
+    for k, n in [(0, 10), (3, 10), (50, 100), (97, 100), (40, 40)]:
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert iv.wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    values = np.array([0.9, 1.1, 1.3, 0.7])
+    mean, low, high = iv.t_interval(values)
+    expected = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    assert (low, high) == pytest.approx(expected)
+    assert mean == pytest.approx(values.mean())
