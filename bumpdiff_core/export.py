@@ -260,27 +260,5 @@ def page_files_of(notebook: dict) -> list[tuple[str, dict[str, bytes]]]:
     return found
 
 
-def _write_page_files(app, pagename, templatename, context, doctree):
-    """Sphinx `html-page-context`: the files a notebook page offers, written beside its HTML."""
-    import json
-
-    if doctree is None or app.builder.format != "html" or pagename not in app.env.found_docs:
-        return
-    source = Path(app.env.doc2path(pagename))
-    if source.suffix != ".ipynb":
-        return
-    page_dir = Path(app.outdir) / Path(pagename).parent
-    for folder, files in page_files_of(json.loads(source.read_text(encoding="utf-8"))):
-        for name, data in files.items():
-            atomic_write_bytes(page_dir / folder / name, data)
-
-
-def setup(app):
-    """Sphinx extension (book/_config.yml `extra_extensions`): write every page's offered files
-    (`download_links`) into the built site beside the page."""
-    app.connect("html-page-context", _write_page_files)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
-
-
 __all__ = ["export_run", "run_files", "embeddings_table", "as_view", "ExportError", "EMBEDDING_COLUMNS",
            "download_links", "run_download_links", "DownloadLinks", "page_files_of", "PAGE_FILES_MIME"]

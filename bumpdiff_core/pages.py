@@ -391,4 +391,5 @@ def claim_sentence(judgement, key: str) -> str:
 # --- efficiency (pages_efficiency.py: the efficiency page's sentences, re-exported here) ------------
 
 from .pages_efficiency import (efficiency_predictions, efficiency_summary, efficiency_table,  # noqa: E402,F401
-                               fig5_control, fig5_views, scaling_section, separable_vs_global)
+                               fig5_control, fig5_control_of, fig5_views, scaling_section,
+                               separable_vs_global)

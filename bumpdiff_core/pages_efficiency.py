@@ -167,3 +167,9 @@ def scaling_section(report) -> str:
              + f" ({f['detail']})" for f in report.fits]
     done = f"{len(report.runs)} of {est['runs']} runs finished" + (f", {len(report.missing)} missing" if report.missing else "")
     return head + f"\n\n{done}. Slopes of log M* on log K (1: factorized, 2: coupled):\n" + _bullets(lines or ["no fit"])
+
+
+def fig5_control_of(runs, pair=FIG5_PAIR) -> str:
+    """`fig5_control` for a `view.SweepView`: its separable efficiency run and global pair run."""
+    separable, global_ = fig5_views(runs.efficiency(), runs.pairs(), pair)
+    return fig5_control(None if separable is None else separable.table, None if global_ is None else global_.table, pair)

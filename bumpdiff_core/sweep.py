@@ -90,7 +90,13 @@ class RunSpec:
             parts.append(f"increment {dx:g}" if dx == dy else f"dx {dx:g}, dy {dy:g}")
         if "seed" in o:
             parts.append(f"seed {o['seed']}")
-        parts += [f"{k}={v}" for k, v in self.overrides if k not in ("increment_x", "increment_y", "seed")]
+        c = self.config
+        if c.design != "grid" or c.conditioning != "global":
+            parts.append(design_label(c.replace(increment_x=1.0, increment_y=1.0, seed=0, image_size=16)))
+        # the checkpoint schedule changes what is evaluated, not what is learned: left out of the name
+        named = {"increment_x", "increment_y", "seed", "design", "design_count", "design_lines", "holdout_size",
+                 "conditioning", "checkpoint_dense_every", "checkpoint_dense_until", "checkpoint_log_count"}
+        parts += [f"{k}={v}" for k, v in self.overrides if k not in named]
         return f"{self.profile}: " + (", ".join(parts) if parts else "default")
 
 

@@ -42,6 +42,8 @@ def design_maps(designs: dict, cols: int = 3) -> go.Figure:
     positions at >= 2 px from every training position ("unseen", scored) marked lighter."""
     from ..scaling import n_unseen, unseen_mask
 
+    # a full grid has nothing unseen to show (the Fig. 5 control run among the efficiency runs)
+    designs = {t: d for t, d in designs.items() if getattr(getattr(d, "config", d), "design", None) != "grid"}
     titles = list(designs)
     rows, cols = _grid(len(titles), cols)
     masks = [_mask_of(designs[t]) for t in titles]
@@ -124,18 +126,18 @@ def _position_parts(pm: dict):
 def position_maps(maps: dict, cols: int = 3) -> go.Figure:
     """Per run ({title: RunView or `position_map` dict}): accuracy at every grid position at the
     last checkpoint, training positions marked with dots, unseen positions with crosses. A run
-    without a map (design=grid, or evaluated by older code) gets an empty panel saying so."""
+    without a map (design=grid, or evaluated by older code) is left out."""
+    def map_of(item):
+        return item if isinstance(item, dict) else getattr(item, "position_map", item)
+
+    maps = {t: item for t, item in maps.items() if map_of(item) is not None}
     titles = list(maps)
     rows, cols = _grid(len(titles), cols)
     fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.07, vertical_spacing=0.14, subplot_titles=titles)
     for i, title in enumerate(titles):
         item = maps[title]
-        pm = getattr(item, "position_map", item) if not isinstance(item, dict) else item
+        pm = map_of(item)
         r, c = divmod(i, cols)
-        if pm is None:
-            fig.add_annotation(text="no per-position map", showarrow=False, row=r + 1, col=c + 1,
-                               xref=f"x{i + 1 if i else ''} domain", yref=f"y{i + 1 if i else ''} domain", x=0.5, y=0.5)
-            continue
         acc, train, unseen = _position_parts(pm)
         fig.add_trace(go.Heatmap(z=np.round(acc, 3), zmin=0, zmax=1, colorscale=SCORE_SCALE, showscale=(i == 0),
                                  colorbar=dict(title=dict(text="accuracy"), thickness=12),
