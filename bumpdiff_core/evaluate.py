@@ -11,7 +11,9 @@ Columns of metrics.csv (`METRIC_COLUMNS`; the first 13 are the original ones, un
 - Geometry of the tapped layer (`geometry`): `intrinsic_dim` (TwoNN), `participation_ratio`,
   `knn_r2_x/y` (LOO k-NN R², k = `KNN_K`), `neighbour_overlap` (k = `OVERLAP_K`, at most n - 1).
 - `error_x`, `error_y`: mean |error| per axis of the brightest region's centre
-  (`geometry.axis_errors`), defined for every sample whatever its bump count.
+  (`geometry.axis_errors`), defined for every sample whatever its bump count;
+  `error_x_low/high`, `error_y_low/high` (appended last): Student t 95% interval of that mean over
+  the `n_labels` per-sample absolute errors (`intervals.t_interval`).
 - Generalisation (`generalization`): `accuracy_seen` (= `accuracy`: the labels are training
   positions), `accuracy_unseen` with its Wilson interval `accuracy_unseen_low/high` over
   `n_unseen` grid positions at Chebyshev distance >= 2 px from every training position
@@ -61,7 +63,8 @@ METRIC_COLUMNS = ["step", "loss", "accuracy", "accuracy_x", "accuracy_y", "frac_
                   "intrinsic_dim", "participation_ratio", "knn_r2_x", "knn_r2_y", "neighbour_overlap",
                   "error_x", "error_y",
                   "accuracy_seen", "accuracy_unseen", "accuracy_unseen_low", "accuracy_unseen_high",
-                  "n_unseen", "error_seen", "error_unseen", "memoriser_unseen"]
+                  "n_unseen", "error_seen", "error_unseen", "memoriser_unseen",
+                  "error_x_low", "error_x_high", "error_y_low", "error_y_high"]
 
 UNSEEN_LABELS = 40  # unseen positions sampled per checkpoint (all of them when fewer exist)
 BOOTSTRAP_REPLICATES = 200
@@ -203,6 +206,8 @@ def _extra_measures(c, ev: dict, seen: dict, counts, centres) -> dict:
     out["neighbour_overlap"] = geometry.neighbourhood_overlap(latents, labels, k=min(OVERLAP_K, n - 1))
     bright = np.abs(geometry.brightest_centre(seen["samples"]) - labels)
     out["error_x"], out["error_y"] = float(bright[:, 0].mean()), float(bright[:, 1].mean())
+    for j, axis in enumerate("xy"):  # Student t interval of the mean over the n_labels samples
+        _, out[f"error_{axis}_low"], out[f"error_{axis}_high"] = intervals.t_interval(bright[:, j])
     out["accuracy_seen"] = float(np.mean(ok_x & ok_y))
     out["error_seen"] = float(np.hypot(bright[:, 0], bright[:, 1]).mean())
     nan = float("nan")

@@ -245,6 +245,6 @@ def test_efficiency_notebook_runs_on_finished_synthetic_runs(tmp_path, monkeypat
                 namespace.update(sweep.page_specs()[0].parameters)
     assert namespace["sweep"] == sweep.name
     assert list(namespace["views"]) == ["lines k=2 · global", "lines k=2 · separable", "grid dx 0.1, dy 1 · separable"]
-    separable, global_ = namespace["separable"], namespace["global_"]
+    separable, global_ = pages.fig5_views(namespace["views"], namespace["runs"].pairs())
     assert separable.config.conditioning == "separable" and global_.config.conditioning == "global"
     assert "bumpdiff sweep efficiency-full" in pages.scaling_section(namespace["scaling"])

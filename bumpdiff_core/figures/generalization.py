@@ -37,6 +37,14 @@ def _grid(n: int, cols: int) -> tuple[int, int]:
     return int(math.ceil(n / cols)), cols
 
 
+def _note(text: str) -> go.Figure:
+    """An empty figure that says why it is empty (a page keeps its layout)."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(template=TEMPLATE, height=160, xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return fig
+
+
 def design_maps(designs: dict, cols: int = 3) -> go.Figure:
     """One K×K panel per design ({title: mask, config or RunView}): trained positions filled,
     positions at >= 2 px from every training position ("unseen", scored) marked lighter."""
@@ -44,6 +52,8 @@ def design_maps(designs: dict, cols: int = 3) -> go.Figure:
 
     # a full grid has nothing unseen to show (the Fig. 5 control run among the efficiency runs)
     designs = {t: d for t, d in designs.items() if getattr(getattr(d, "config", d), "design", None) != "grid"}
+    if not designs:
+        return _note("No training-set design other than the full grid here.")
     titles = list(designs)
     rows, cols = _grid(len(titles), cols)
     masks = [_mask_of(designs[t]) for t in titles]
@@ -131,6 +141,8 @@ def position_maps(maps: dict, cols: int = 3) -> go.Figure:
         return item if isinstance(item, dict) else getattr(item, "position_map", item)
 
     maps = {t: item for t, item in maps.items() if map_of(item) is not None}
+    if not maps:
+        return _note("No run here has a per-position map (full-grid runs have no unseen positions).")
     titles = list(maps)
     rows, cols = _grid(len(titles), cols)
     fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.07, vertical_spacing=0.14, subplot_titles=titles)
