@@ -392,4 +392,4 @@ def claim_sentence(judgement, key: str) -> str:
 
 from .pages_efficiency import (efficiency_predictions, efficiency_summary, efficiency_table,  # noqa: E402,F401
                                fig5_control, fig5_control_of, fig5_views, scaling_section,
-                               separable_vs_global)
+                               separable_vs_global, judge_inputs, compose_sentence)

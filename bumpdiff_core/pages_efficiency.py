@@ -116,8 +116,13 @@ def fig5_views(efficiency: dict, pairs: dict, pair=FIG5_PAIR):
 
 
 def _coupling_row(table: pd.DataFrame, pair) -> dict:
-    row = verdicts.judge({}, pairs={(*pair, 0): table}).table
-    return row[row["claim"] == verdicts.CLAIMS["fig5_coupling"]].iloc[0].to_dict()
+    """One run through the Fig. 5 statistic (`verdicts.coupling_reading`, the claim's own code):
+    verdict reproduced = together, not reproduced = one axis first; detail its reading."""
+    from .claims_controls import _reading_text
+
+    r = verdicts.coupling_reading(table, verdicts.DEFAULT)
+    verdict = {verdicts.PASS: verdicts.REPRODUCED, verdicts.FAIL: verdicts.NOT_REPRODUCED}.get(r["reading"], verdicts.UNDECIDED)
+    return {"verdict": verdict, "detail": f"dx {pair[0]:g}, dy {pair[1]:g}: {_reading_text(r)}"}
 
 
 def fig5_control(separable_table, global_table, pair=FIG5_PAIR) -> str:
@@ -173,3 +178,24 @@ def fig5_control_of(runs, pair=FIG5_PAIR) -> str:
     """`fig5_control` for a `view.SweepView`: its separable efficiency run and global pair run."""
     separable, global_ = fig5_views(runs.efficiency(), runs.pairs(), pair)
     return fig5_control(None if separable is None else separable.table, None if global_ is None else global_.table, pair)
+
+
+def judge_inputs(runs) -> dict:
+    """Everything `verdicts.judge` takes besides the main tables, from a `view.SweepView`:
+    increments, pairs, control_pairs (the separable model on an imbalanced pair: Fig. 5's positive
+    control) and efficiency (`report.efficiency_row` of each efficiency run, for the `lines` claim)."""
+    from .pages import sweep_tables
+    from .report import control_runs
+
+    tables = sweep_tables(runs)
+    controls = {(float(s.config.increment_x), float(s.config.increment_y), int(s.config.seed)): runs.view(s).table
+                for s in control_runs(runs.sweep)}
+    return {"increments": tables["increments"], "pairs": tables["pairs"], "control_pairs": controls,
+            "efficiency": efficiency_table(runs.efficiency())}
+
+
+def compose_sentence(judgement) -> str:
+    """The `lines` claim and the Fig. 5 claim with their positive controls, in two bullets (Markdown)."""
+    rows = judgement.table.set_index("claim")
+    return _bullets([f"**{rows.loc[verdicts.CLAIMS[k], 'verdict']}** — {verdicts.CLAIMS[k]}: "
+                     f"{rows.loc[verdicts.CLAIMS[k], 'detail']}" for k in ("compose", "fig5_coupling")])

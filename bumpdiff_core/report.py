@@ -114,6 +114,13 @@ def efficiency_row(config, table: pd.DataFrame, run_id: str = "") -> dict:
             "n_unseen": n, "memoriser_unseen": num("memoriser_unseen")}
 
 
+def control_runs(sweep) -> list:
+    """Fig. 5's positive control: the efficiency runs of the separable model on the full grid of an
+    imbalanced pair (dx, dy) ≠ (1, 1)."""
+    return [s for s in sweep.efficiency_runs() if s.config.conditioning == "separable" and s.config.design == "grid"
+            and (s.config.increment_x, s.config.increment_y) != (1.0, 1.0)]
+
+
 def efficiency_rows(sweep, tables: dict) -> list[dict]:
     """`efficiency_row` of every finished efficiency run of `sweep` (definition order)."""
     return [efficiency_row(spec.config, tables[spec.run_id], spec.run_id)
@@ -177,12 +184,15 @@ def sweep_report(name, root=None, tuned_seeds=verdicts.TUNED_SEEDS,
     fig_seeds = verdicts.pick_seeds(sweep.figure_seeds, tuned_seeds)[0][:1]
     increments = pick(sweep.increment_runs(seeds=fig_seeds), lambda c: c.increment_x)
     pairs = pick(sweep.pair_runs(), lambda c: (c.increment_x, c.increment_y, c.seed))
-    judgement = verdicts.judge(main, tuned_seeds, increments, pairs, thresholds)
+    efficiency = efficiency_rows(sweep, found)
+    judgement = verdicts.judge(main, tuned_seeds, increments, pairs, thresholds,
+                               control_pairs=pick(control_runs(sweep), lambda c: (c.increment_x, c.increment_y, c.seed)),
+                               efficiency=efficiency)
     note = judgement.note + (f"; {len(missing)} run(s) not finished, judged without them" if missing else "")
     if len(sweep.figure_seeds) > 1 and increments:
         note += f"; the Fig. 4 trend on figure seed {fig_seeds[0]} (one table per increment)"
     return SweepReport(sweep.name, _clean(runs), missing, judgement.table, scaling_fits(sweep, found),
-                       judgement.seeds_used, note, efficiency_rows(sweep, found), scaling_table(sweep, found))
+                       judgement.seeds_used, note, efficiency, scaling_table(sweep, found))
 
 
 def _md_table(df: pd.DataFrame) -> str:

@@ -13,14 +13,16 @@ from .verdicts import _verdict_css, judge
 
 def sensitivity(tables: dict, tuned_seeds=TUNED_SEEDS, increments: dict | None = None, pairs: dict | None = None,
                 thresholds: Thresholds = DEFAULT, accuracy_levels=SENSITIVITY_ACCURACY,
-                r2_levels=SENSITIVITY_R2) -> pd.DataFrame:
+                r2_levels=SENSITIVITY_R2, control_pairs: dict | None = None, efficiency=None) -> pd.DataFrame:
     """Every verdict recomputed on the grid accuracy_levels × r2_levels (other thresholds as
-    given): long table claim, accuracy_level, r2_level, verdict, default (the setting is `thresholds`'s)."""
+    given; `control_pairs` and `efficiency` passed to `judge`): long table claim, accuracy_level,
+    r2_level, verdict, default (the setting is `thresholds`'s)."""
     rows = []
     for acc in accuracy_levels:
         for r2 in r2_levels:
             t = replace(thresholds, accuracy_level=float(acc), r2_level=float(r2))
-            table = judge(tables, tuned_seeds, increments, pairs, t).table
+            table = judge(tables, tuned_seeds, increments, pairs, t, control_pairs=control_pairs,
+                          efficiency=efficiency).table
             for claim, verdict in zip(table["claim"], table["verdict"]):
                 rows.append({"claim": claim, "accuracy_level": float(acc), "r2_level": float(r2), "verdict": verdict,
                              "default": acc == thresholds.accuracy_level and r2 == thresholds.r2_level})

@@ -4,7 +4,9 @@ interval behind every number, and `undecided` wherever an interval straddles its
 Input: per-checkpoint metrics tables (`evaluate.METRIC_COLUMNS`, one row per checkpoint) keyed by
 seed. Optional columns are used when present and named in the detail when absent:
 `n_labels`, `accuracy_low/high` (Wilson), `r2_x_raw_low/high`, `r2_y_raw_low/high` (bootstrap),
-`intrinsic_dim` (TwoNN), `knn_r2_x/y`, `error_x/y` (px). Nothing here reads files or trains.
+`intrinsic_dim` (TwoNN), `knn_r2_x/y`, `error_x/y` (px) with `error_x/y_low/high` (t intervals).
+Nothing here reads files or trains. The two claims with a positive control (Fig. 5 coupling, the
+`lines` test) live in `claims_controls`.
 
 Why a new module (a reviewer's objections to `analysis.claim_verdicts`):
 - A → B → C follows almost by construction from the behavioural phase rule, so the claims that
@@ -22,8 +24,8 @@ single run is a t interval over that phase's checkpoints (a spread across checkp
 such). A check passes when its whole interval is on the claimed side of the threshold, fails when
 the whole interval is on the other side, and is undecided otherwise (or when no interval exists,
 e.g. R² without its bootstrap columns; accuracy intervals are computed from `n_labels` when the
-table has no Wilson columns). The one exception: `error_x/y` come without intervals and are judged
-on their point values (said in the detail).
+table has no Wilson columns). `error_x/y` of runs evaluated before their intervals existed are
+judged on their point values (said in the detail).
 """
 from __future__ import annotations
 
@@ -71,7 +73,8 @@ from .claim_rules import (  # noqa: F401  (re-exported: pages and tests read the
     has_columns,
     thresholds_table,
 )
-from .intervals import bootstrap_spearman, spearman_permutation, t_interval, wilson
+from .claims_controls import compose_claim, coupling_claim, coupling_reading  # noqa: F401  (pages read it here)
+from .intervals import bootstrap_spearman, bootstrap_spearman_bca, spearman_permutation, t_interval, wilson
 
 # ---------------------------------------------------------------------------------------------
 # the claims
@@ -227,55 +230,14 @@ def _trend_claim(increments: dict, t: Thresholds) -> dict:
         words = "sparser data reach C later" if rho > 0 else "denser data reach C later"
     else:
         words = "no trend detectable"
-    low, high = (min(low, rho), max(high, rho)) if _finite(low, high) else (low, high)
+    how = "bootstrap"
+    if _finite(low, high) and not low <= rho <= high:  # the percentile interval excludes rho: BCa instead
+        _, low, high = bootstrap_spearman_bca(x, y, level=t.level)
+        how = "BCa bootstrap"
     return _row("fig4_trend", NO_CLAIM, rho, low, high,
                 f"{head}, at steps {y.min():.0f}–{y.max():.0f}; Spearman rho of increment with the B → C step "
-                f"{rho:+.2f} (bootstrap {t.level:.0%} [{_f(low)}, {_f(high)}], permutation p = {_f(p, '.3f')}, "
+                f"{rho:+.2f} ({how} {t.level:.0%} [{_f(low)}, {_f(high)}], permutation p = {_f(p, '.3f')}, "
                 f"n = {len(x)}): {words}")
-
-
-def _coupling_claim(pairs: dict, t: Thresholds) -> dict:
-    gaps, together, parts = [], [], []
-    for key in sorted(pairs):
-        tb = pairs[key]
-        dx, dy, seed = key if len(key) == 3 else (*key, "?")
-        if has_columns(tb, "error_x", "error_y"):
-            # the per-axis errors come without intervals: judged on their point values
-            cx = _crossing(*(tb["error_x"].to_numpy(float),) * 3, t.error_px, upward=False)
-            cy = _crossing(*(tb["error_y"].to_numpy(float),) * 3, t.error_px, upward=False)
-            what = f"per-axis error ≤ {t.error_px:g} px (point values)"
-        else:
-            cx = _crossing(*_accuracy(tb, t, "accuracy_x"), t.accuracy_level)
-            cy = _crossing(*_accuracy(tb, t, "accuracy_y"), t.accuracy_level)
-            what = (f"accuracy_x/y ≥ {t.accuracy_level:g} (no error_x/y: both need exactly one bump, "
-                    "so 'together' is partly built in)")
-        n = len(tb)
-        if cx[1] >= n and cy[1] >= n:
-            together.append(OPEN)
-            parts.append(f"dx {dx:g}, dy {dy:g} (seed {seed}): neither x nor y reached {what}")
-            continue
-        gap, lo, hi = cy[1] - cx[1], cy[0] - cx[2], cy[2] - cx[0]
-        k = t.together_checkpoints
-        verdict = PASS if (lo >= -k and hi <= k) else FAIL if (lo > k or hi < -k) else OPEN
-        gaps.append(gap)
-        together.append(verdict)
-        first = "together" if verdict == PASS else ("x first" if gap > 0 else "y (the sparse axis) first" if gap < 0 else "open")
-        parts.append(f"dx {dx:g}, dy {dy:g} (seed {seed}): {what}; gap y − x {gap} checkpoint(s) [{lo}, {hi}] → "
-                     f"{verdict} ({first})")
-    if not together:
-        return _row("fig5_coupling", NO_CLAIM, detail="no imbalanced runs")
-    if all(v == PASS for v in together):
-        verdict = REPRODUCED
-    elif all(v == FAIL for v in together):
-        verdict = NOT_REPRODUCED
-    elif PASS in together and FAIL in together:
-        verdict = PARTLY
-    else:
-        verdict = UNDECIDED
-    mean, low, high = (t_interval(gaps, t.level) if len(gaps) >= 2 else
-                       ((gaps[0], math.nan, math.nan) if gaps else (math.nan,) * 3))
-    summary = (f"mean gap {_iv(mean, low, high)} checkpoints over {len(gaps)} runs (t interval)" if len(gaps) >= 2 else "")
-    return _row("fig5_coupling", verdict, mean, low, high, "; ".join(parts) + (f". {summary}" if summary else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,10 +272,12 @@ def pick_seeds(seeds, tuned_seeds=TUNED_SEEDS) -> tuple[tuple, tuple, str]:
 
 
 def judge(tables: dict, tuned_seeds=TUNED_SEEDS, increments: dict | None = None, pairs: dict | None = None,
-          thresholds: Thresholds = DEFAULT) -> Judgement:
+          thresholds: Thresholds = DEFAULT, control_pairs: dict | None = None, efficiency=None) -> Judgement:
     """Every claim, judged. `tables`: {seed: metrics table} of the main runs; `increments`:
     {increment: table or list of tables (seeds)} (Fig. 4); `pairs`: {(dx, dy, seed): table} (Fig. 5; filtered to the same
-    untuned seeds when any pair run has one)."""
+    untuned seeds when any pair run has one); `control_pairs`: the same for the separable model (Fig. 5's
+    positive control); `efficiency`: rows of `report.efficiency_row` (list, DataFrame or {label: row}) for the
+    `lines` claim."""
     t = thresholds
     used, left, note = pick_seeds(tables, tuned_seeds)
     main = {s: tables[s].reset_index(drop=True) for s in used}
@@ -328,9 +292,11 @@ def judge(tables: dict, tuned_seeds=TUNED_SEEDS, increments: dict | None = None,
         pair_seeds = {k[2] for k in pairs if len(k) == 3}
         keep, _, _ = pick_seeds(pair_seeds, tuned_seeds)
         pairs = {k: v.reset_index(drop=True) for k, v in pairs.items() if len(k) != 3 or k[2] in keep}
-        rows.append(_coupling_claim(pairs, t))
+        controls = {k: v.reset_index(drop=True) for k, v in (control_pairs or {}).items()}
+        rows.append(coupling_claim(pairs, t, controls))
     else:
         rows.append(_row("fig5_coupling", NO_CLAIM, detail="no imbalanced runs"))
+    rows.append(compose_claim(efficiency, t))
     return Judgement(pd.DataFrame(rows, columns=CLAIM_COLUMNS), used, left, note)
 
 

@@ -115,3 +115,20 @@ def test_report_on_the_tiny_run(tiny_run):
 
 def test_scaling_fits_hook_is_empty_without_scaling_runs():
     assert report.scaling_fits(get_sweep("book-quick"), {}) == []
+
+
+def test_report_json_properties_on_a_hand_made_sweep(fake_root):
+    """The JSON parses; every claim has one of the five verdicts; low ≤ value ≤ high wherever both
+    exist; a sampled value (an accuracy, an R², a crossing gap) has low < high."""
+    obj = json.loads(report.sweep_report(SWEEP, root=fake_root).to_json())
+    claims = {c["claim"]: c for c in obj["claims"]}
+    assert list(claims) == list(verdicts.CLAIMS.values())
+    for c in obj["claims"]:
+        assert c["verdict"] in verdicts.VERDICTS
+        if c["value"] is not None and c["low"] is not None and c["high"] is not None:
+            assert c["low"] <= c["value"] <= c["high"], c
+            if c["claim"] in (verdicts.CLAIMS["phases"], verdicts.CLAIMS["phase_C"]):
+                assert c["low"] < c["high"], c
+    # no efficiency runs in this sweep: the lines claim is not made; no control: Fig. 5 at most partly
+    assert claims[verdicts.CLAIMS["compose"]]["verdict"] == verdicts.NO_CLAIM
+    assert claims[verdicts.CLAIMS["fig5_coupling"]]["verdict"] != verdicts.REPRODUCED

@@ -187,16 +187,25 @@ def test_fig4_trend_direction_only_when_interval_excludes_zero():
     assert row["low"] <= row["value"] <= row["high"]
 
 
+def fig5_pair(gap, errors=True, halfwidth=None, cross=5):
+    """An imbalanced run whose x error drops below 1 px at checkpoint `cross`, y `gap` later; with
+    `halfwidth`, t-interval columns error_x/y_low/high of that half-width."""
+    t = make_table()
+    i = np.arange(len(t))
+    if errors:
+        t["error_x"] = np.where(i < cross, 4.0, 0.3)
+        t["error_y"] = np.where(i < cross + gap, 4.0, 0.3)
+        if halfwidth is not None:
+            for a in "xy":
+                t[f"error_{a}_low"], t[f"error_{a}_high"] = t[f"error_{a}"] - halfwidth, t[f"error_{a}"] + halfwidth
+    return t
+
+
 def test_fig5_coupling_uses_per_axis_errors_when_present():
-    def pair(gap, errors=True):
-        t = make_table()
-        i = np.arange(len(t))
-        if errors:
-            t["error_x"] = np.where(i < 5, 4.0, 0.3)
-            t["error_y"] = np.where(i < 5 + gap, 4.0, 0.3)
-        return t
+    pair = fig5_pair
     together = {(0.1, 1.0, 3): pair(0), (0.1, 0.5, 3): pair(1)}
-    row = verdict_of(v.judge({3: make_table()}, pairs=together), "fig5_coupling")
+    apart_control = {(0.1, 1.0, 3): pair(4)}
+    row = verdict_of(v.judge({3: make_table()}, pairs=together, control_pairs=apart_control), "fig5_coupling")
     assert row["verdict"] == v.REPRODUCED and "per-axis error ≤ 1 px" in row["detail"]
     apart = {(0.1, 1.0, 3): pair(3), (0.1, 0.5, 3): pair(4)}
     row = verdict_of(v.judge({3: make_table()}, pairs=apart), "fig5_coupling")
@@ -207,8 +216,93 @@ def test_fig5_coupling_uses_per_axis_errors_when_present():
     row = verdict_of(v.judge({3: make_table()}, pairs={(0.1, 1.0, 3): pair(0, errors=False)}), "fig5_coupling")
     assert "partly built in" in row["detail"]
     # pair runs on tuned seeds are left out when untuned ones exist
-    row = verdict_of(v.judge({3: make_table()}, pairs={**together, (0.1, 1.0, 0): pair(6)}), "fig5_coupling")
-    assert row["verdict"] == v.REPRODUCED and "seed 0" not in row["detail"]
+    row = verdict_of(v.judge({3: make_table()}, pairs={**together, (0.1, 1.0, 0): pair(6)},
+                             control_pairs=apart_control), "fig5_coupling")
+    assert row["verdict"] == v.REPRODUCED and "seed 0 " not in row["detail"].replace("(seed 0)", "")
+
+
+def test_fig5_control_reads_together_too_is_undecided():
+    together = {(0.1, 1.0, 3): fig5_pair(0)}
+    row = verdict_of(v.judge({3: make_table()}, pairs=together, control_pairs={(0.1, 1.0, 3): fig5_pair(0)}),
+                     "fig5_coupling")
+    assert row["verdict"] == v.UNDECIDED
+    assert "the separable control reads together too: the statistic cannot tell coupled from factorized" in row["detail"]
+
+
+def test_fig5_control_apart_and_global_together_is_reproduced():
+    row = verdict_of(v.judge({3: make_table()}, pairs={(0.1, 1.0, 3): fig5_pair(0)},
+                             control_pairs={(0.1, 1.0, 3): fig5_pair(3)}), "fig5_coupling")
+    assert row["verdict"] == v.REPRODUCED and "separable control" in row["detail"]
+    # a control on another (dx, dy) is not a control for this pair
+    row = verdict_of(v.judge({3: make_table()}, pairs={(0.1, 1.0, 3): fig5_pair(0)},
+                             control_pairs={(0.1, 0.5, 3): fig5_pair(3)}), "fig5_coupling")
+    assert row["verdict"] == v.PARTLY
+
+
+def test_fig5_without_control_is_at_most_partly():
+    row = verdict_of(v.judge({3: make_table()}, pairs={(0.1, 1.0, 3): fig5_pair(0), (0.1, 0.5, 3): fig5_pair(0)}),
+                     "fig5_coupling")
+    assert row["verdict"] == v.PARTLY and "no positive control was run" in row["detail"]
+
+
+def test_fig5_gap_interval_comes_from_the_error_intervals():
+    # the errors' intervals straddle 1 px at the crossing: the gap interval has positive width
+    t = fig5_pair(0)
+    t["error_x_low"], t["error_x_high"] = t["error_x"] - 0.5, t["error_x"] + 0.5
+    t.loc[4, ["error_x", "error_x_low", "error_x_high"]] = [1.2, 0.8, 1.6]  # x may cross one checkpoint early
+    t["error_y_low"], t["error_y_high"] = t["error_y"] - 0.5, t["error_y"] + 0.5
+    row = verdict_of(v.judge({3: make_table()}, pairs={(0.1, 1.0, 3): t}), "fig5_coupling")
+    assert row["low"] <= row["value"] <= row["high"] and row["low"] < row["high"]
+    assert "t intervals of the mean error" in row["detail"]
+    # several runs with identical gaps: not a zero-width interval when the crossings are uncertain
+    row = verdict_of(v.judge({3: make_table()}, pairs={(0.1, 1.0, 3): t, (0.1, 0.5, 3): t}), "fig5_coupling")
+    assert row["low"] <= row["value"] == 0 < row["high"]
+
+
+def eff_row(design, conditioning, acc, low, high, label=None, seed=0):
+    what = label or {"lines": "lines k=2", "random": "random 60"}[design]
+    return {"label": f"{what} · {conditioning}", "design": design, "conditioning": conditioning, "seed": seed,
+            "accuracy_unseen": acc, "accuracy_unseen_low": low, "accuracy_unseen_high": high, "n_unseen": 40,
+            "memoriser_unseen": 0.0}
+
+
+def compose_row(*rows):
+    return verdict_of(v.judge({3: make_table()}, efficiency=list(rows)), "compose")
+
+
+def test_compose_claim_four_cases():
+    sep_ok = eff_row("lines", "separable", 0.95, 0.83, 0.99)
+    random = eff_row("random", "global", 0.65, 0.45, 0.81)
+    # reproduced: global below the level, the factorizing control above it
+    row = compose_row(eff_row("lines", "global", 0.03, 0.004, 0.13), sep_ok, random)
+    assert row["verdict"] == v.REPRODUCED and row["low"] <= row["value"] <= row["high"]
+    assert "random 60 · global unseen 0.65 [0.45, 0.81]" in row["detail"]
+    # not reproduced: the global model composes unseen positions
+    assert compose_row(eff_row("lines", "global", 0.9, 0.77, 0.96), sep_ok)["verdict"] == v.NOT_REPRODUCED
+    # undecided: the global interval straddles the level
+    row = compose_row(eff_row("lines", "global", 0.45, 0.3, 0.6), sep_ok)
+    assert row["verdict"] == v.UNDECIDED and "straddles" in row["detail"]
+    # undecided: the control fails too, or there is none
+    row = compose_row(eff_row("lines", "global", 0.03, 0.004, 0.13), eff_row("lines", "separable", 0.1, 0.03, 0.24))
+    assert row["verdict"] == v.UNDECIDED and "the separable control fails too" in row["detail"]
+    row = compose_row(eff_row("lines", "global", 0.03, 0.004, 0.13))
+    assert row["verdict"] == v.UNDECIDED and "no positive control" in row["detail"]
+    # no claim without efficiency runs (or without a lines run)
+    assert verdict_of(v.judge({3: make_table()}), "compose")["verdict"] == v.NO_CLAIM
+    assert compose_row(random)["verdict"] == v.NO_CLAIM
+    # the level is declared, with what would make the claim fail
+    tt = v.thresholds_table()
+    assert tt.set_index("name").loc["compose_level", "value"] == "0.5"
+    assert "fails" in v.claim_definitions()["rule"].iloc[-1] or len(v.claim_definitions()) == len(v.CLAIMS)
+
+
+def test_sensitivity_passes_controls_and_efficiency():
+    sens = sensitivity.sensitivity({3: make_table()}, pairs={(0.1, 1.0, 3): fig5_pair(0)},
+                                   control_pairs={(0.1, 1.0, 3): fig5_pair(3)},
+                                   efficiency=[eff_row("lines", "global", 0.03, 0.004, 0.13),
+                                               eff_row("lines", "separable", 0.95, 0.83, 0.99)])
+    got = sens[sens["default"]].set_index("claim")["verdict"]
+    assert got[v.CLAIMS["fig5_coupling"]] == v.REPRODUCED and got[v.CLAIMS["compose"]] == v.REPRODUCED
 
 
 def test_records_are_strict_json():
