@@ -135,7 +135,7 @@ def run_files(run_or_view) -> dict[str, bytes]:
                            n_labels=embeddings["label_index"].nunique() if len(embeddings) else 0,
                            n_steps=len(view.steps), size=view.image_size)
     # the run's own metrics.csv, byte for byte (verified against the manifest) when there is one
-    metrics_csv = view.run.read_bytes(view.run.metrics_path) if view.run is not None else _csv_bytes(view.table)
+    metrics_csv = view.metrics_csv
     return {"metrics.csv": metrics_csv, "losses.csv": _csv_bytes(loss_table),
             "embeddings.csv": _csv_bytes(embeddings), "README.txt": readme.encode()}
 

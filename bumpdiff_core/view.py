@@ -81,21 +81,29 @@ class RunView:
     run of the data root) or `RunView.from_data(...)` (arrays in memory: tests, notebooks)."""
 
     def __init__(self, config, run_id: str, read_table, read_losses, read_evaluation, run=None,
-                 read_position_map=None):
+                 read_position_map=None, read_metrics_csv=None):
         self.config = config
         self.run_id = run_id
         self.run = run
         self._read_table, self._read_losses, self._read_evaluation = read_table, read_losses, read_evaluation
         self._read_position_map = read_position_map or (lambda: None)
+        self._read_metrics_csv = read_metrics_csv
         self._evaluations: dict[int, Evaluation] = {}
 
     @classmethod
     def open(cls, run) -> "RunView":
-        from .evaluate import load_evaluation, load_losses, load_metrics, load_position_map
+        import io
 
-        return cls(run.config, run.path.name, lambda: load_metrics(run), lambda: load_losses(run),
-                   lambda step: load_evaluation(run, step, detect=False), run=run,
-                   read_position_map=lambda: load_position_map(run))
+        import pandas as pd
+
+        from .evaluate import load_evaluation, load_losses, load_position_map
+
+        # the table is parsed from the stored bytes, which an export reuses: metrics.csv is read once
+        view = cls(run.config, run.path.name, lambda: pd.read_csv(io.BytesIO(view.metrics_csv)),
+                   lambda: load_losses(run), lambda step: load_evaluation(run, step, detect=False), run=run,
+                   read_position_map=lambda: load_position_map(run),
+                   read_metrics_csv=lambda: run.read_bytes(run.metrics_path))
+        return view
 
     @classmethod
     def from_data(cls, config, table, evaluations: dict, losses=None, run_id: str = "in-memory",
@@ -115,6 +123,14 @@ class RunView:
         from .evaluate import with_metric_columns
 
         return with_metric_columns(self._read_table())
+
+    @cached_property
+    def metrics_csv(self) -> bytes:
+        """metrics.csv as stored (read once, checked against the manifest); an in-memory view
+        gives its table as CSV."""
+        if self._read_metrics_csv is not None:
+            return self._read_metrics_csv()
+        return self.table.to_csv(index=False).encode()
 
     @cached_property
     def position_map(self) -> dict | None:

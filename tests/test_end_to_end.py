@@ -14,7 +14,13 @@ from conftest import child_cpu_seconds
 from bumpdiff_core.config import RunConfig, checkpoint_steps, profile_config
 
 COLUMNS = ["step", "loss", "accuracy", "accuracy_x", "accuracy_y", "frac_0", "frac_1", "frac_multi",
-           "r2_x", "r2_y", "r2_x_raw", "r2_y_raw", "phase"]
+           "r2_x", "r2_y", "r2_x_raw", "r2_y_raw", "phase",
+           # intervals, representation geometry, per-axis errors, seen / unseen scoring
+           "n_labels", "accuracy_low", "accuracy_high", "r2_x_raw_low", "r2_x_raw_high", "r2_y_raw_low",
+           "r2_y_raw_high", "intrinsic_dim", "participation_ratio", "knn_r2_x", "knn_r2_y", "neighbour_overlap",
+           "error_x", "error_y", "accuracy_seen", "accuracy_unseen", "accuracy_unseen_low", "accuracy_unseen_high",
+           "n_unseen", "error_seen", "error_unseen", "memoriser_unseen", "error_x_low", "error_x_high",
+           "error_y_low", "error_y_high"]
 
 
 def test_tiny_train_then_evaluate_in_under_a_minute(cli_tiny_run, bumpdiff_cli):

@@ -78,13 +78,14 @@ def test_evaluation_correct_is_the_accuracy_rule():
 def test_sweep_view_opens_the_runs_the_sweep_defines(tmp_path, monkeypatch):
     monkeypatch.setenv("BUMPDIFF_DATA", str(tmp_path))
     main = write_run(tmp_path)
-    pair = write_run(tmp_path, increment_x=0.5, seed=1)
-    sweep = Sweep("synthetic-view", "tiny", overrides=OVERRIDES, increments=(1.0,), pairs=((0.5, 1.0),), seeds=(1,))
+    pair = write_run(tmp_path, increment_x=0.5)
+    sweep = Sweep("synthetic-view", "tiny", overrides=OVERRIDES, increments=(1.0,), pairs=((0.5, 1.0),),
+                  main_seeds=(0,), figure_seeds=(0,))
     monkeypatch.setitem(SWEEPS, sweep.name, sweep)
     runs = SweepView(sweep.name)
     assert runs.main.run_id == main.path.name
     assert {k: v.run_id for k, v in runs.increments().items()} == {1.0: main.path.name}
-    assert {k: v.run_id for k, v in runs.pairs().items()} == {(0.5, 1.0, 1): pair.path.name}
+    assert {k: v.run_id for k, v in runs.pairs().items()} == {(0.5, 1.0, 0): pair.path.name}
     assert runs.increments()[1.0] is runs.main  # one view per run
     from bumpdiff_core.store import StoreError
 
