@@ -300,15 +300,16 @@ def _measure_row(summary: pd.DataFrame, measure: str, phase: str):
 
 
 def _compare(summary, measure, first, second) -> str:
-    """'higher' / 'lower' when the two phases' intervals do not overlap, else 'not distinguishable'."""
+    """'higher than X' / 'lower than X' when the two phases' intervals do not overlap, else
+    'not distinguishable from X'."""
     a, b = _measure_row(summary, measure, first), _measure_row(summary, measure, second)
     if a is None or b is None:
-        return "not comparable (a phase is missing)"
+        return f"not comparable with {second} (a phase is missing)"
     if np.isfinite(a["low"]) and np.isfinite(b["high"]) and a["low"] > b["high"]:
-        return "higher"
+        return f"higher than {second}"
     if np.isfinite(a["high"]) and np.isfinite(b["low"]) and a["high"] < b["low"]:
-        return "lower"
-    return "not distinguishable (the intervals overlap)"
+        return f"lower than {second}"
+    return f"not distinguishable from {second} (the intervals overlap)"
 
 
 def phase_measures_summary(summary: pd.DataFrame, t: verdicts.Thresholds = verdicts.DEFAULT) -> str:
@@ -322,7 +323,7 @@ def phase_measures_summary(summary: pd.DataFrame, t: verdicts.Thresholds = verdi
             lines.append(f"{name}: not measured in these runs.")
             continue
         vals = "; ".join(f"{p} {_iv(r['mean'], r['low'], r['high'])}" for p, r in rows.items() if r is not None)
-        line = f"{name}: {vals}. B is {_compare(summary, m, 'B', 'A')} than A and {_compare(summary, m, 'B', 'C')} than C"
+        line = f"{name}: {vals}. B is {_compare(summary, m, 'B', 'A')} and {_compare(summary, m, 'B', 'C')}"
         if m == "intrinsic_dim" and rows["B"] is not None:
             b = rows["B"]
             inside = (np.isfinite(b["low"]) and b["low"] >= t.sheet_dim - t.dim_tolerance
