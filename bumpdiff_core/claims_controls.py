@@ -179,30 +179,48 @@ def compose_claim(efficiency, t: Thresholds) -> dict:
     if not glob:
         return _row("compose", NO_CLAIM, detail="no `lines` run of the global model with unseen positions scored"
                     + "." + _random_note(rows))
-    g = glob[0]
-    seps = [r for r in scored if r.get("conditioning") == "separable" and _design(r) == _design(g)]
-    sep = min(seps, key=lambda r: abs(_num(r, "seed") - _num(g, "seed"))) if seps else None
     lvl = t.compose_level
-    g_check = _below(_num(g, "accuracy_unseen_low"), _num(g, "accuracy_unseen_high"), lvl)
-    s_check = _above(_num(sep, "accuracy_unseen_low"), _num(sep, "accuracy_unseen_high"), lvl, strict=True) if sep else None
-    parts = [f"{_design(g)} · global: unseen accuracy {_unseen(g)} (must lie below {lvl:g}) → {g_check}"]
-    parts.append(f"{_design(sep)} · separable control: unseen {_unseen(sep)} (must lie above {lvl:g}) → {s_check}"
-                 if sep else f"no separable control on {_design(g)}")
-    if g_check == FAIL:
-        verdict, why = NOT_REPRODUCED, "the global model composes unseen positions"
-    elif g_check == OPEN:
-        verdict, why = UNDECIDED, f"the global model's interval straddles {lvl:g}"
-    elif sep is None:
-        verdict, why = UNDECIDED, "no positive control was run: a failure on unseen positions may be the test's"
-    elif s_check != PASS:
-        verdict, why = UNDECIDED, ("the separable control fails too: the test has not shown that a factorizing "
-                                   "learner passes it" if s_check == FAIL else "the separable control's interval "
-                                   f"straddles {lvl:g}")
+    checks, parts = [], []
+    for g in glob:  # every global `lines` run, each against the separable control of the nearest seed
+        seps = [r for r in scored if r.get("conditioning") == "separable" and _design(r) == _design(g)]
+        sep = min(seps, key=lambda r: abs(_num(r, "seed") - _num(g, "seed"))) if seps else None
+        g_check = _below(_num(g, "accuracy_unseen_low"), _num(g, "accuracy_unseen_high"), lvl)
+        s_check = (_above(_num(sep, "accuracy_unseen_low"), _num(sep, "accuracy_unseen_high"), lvl, strict=True)
+                   if sep else None)
+        checks.append((g_check, s_check))
+        seed = f" (seed {int(_num(g, 'seed'))})" if np.isfinite(_num(g, "seed")) else ""
+        parts.append(f"{_design(g)} · global{seed}: unseen accuracy {_unseen(g)} (must lie below {lvl:g}) → {g_check}")
+        parts.append(f"{_design(sep)} · separable control: unseen {_unseen(sep)} (must lie above {lvl:g}) → {s_check}"
+                     if sep else f"no separable control on {_design(g)}")
+    verdicts = [_compose_verdict(g_check, s_check, lvl) for g_check, s_check in checks]
+    if len(set(v for v, _ in verdicts)) == 1:
+        verdict, why = verdicts[0]
+    elif any(v == REPRODUCED for v, _ in verdicts):
+        verdict, why = PARTLY, "; ".join(f"run {i + 1}: {w}" for i, (_, w) in enumerate(verdicts))
     else:
-        verdict, why = REPRODUCED, "the global model fails where the factorizing control succeeds"
-    more = f" ({len(glob) - 1} further global `lines` run(s) not judged)" if len(glob) > 1 else ""
-    return _row("compose", verdict, _num(g, "accuracy_unseen"), _num(g, "accuracy_unseen_low"),
-                _num(g, "accuracy_unseen_high"), "; ".join(parts) + f": {why}{more}." + _random_note(rows))
+        verdict, why = UNDECIDED, "; ".join(f"run {i + 1}: {w}" for i, (_, w) in enumerate(verdicts))
+    values = np.array([_num(g, "accuracy_unseen") for g in glob])
+    # one run: its Wilson interval; several: the envelope of their Wilson intervals (conservative)
+    low = min(_num(g, "accuracy_unseen_low") for g in glob)
+    high = max(_num(g, "accuracy_unseen_high") for g in glob)
+    runs = f" over {len(glob)} global `lines` runs (mean; interval: envelope of their Wilson intervals)" \
+        if len(glob) > 1 else ""
+    return _row("compose", verdict, float(values.mean()), low, high,
+                "; ".join(parts) + f"{runs}: {why}." + _random_note(rows))
+
+
+def _compose_verdict(g_check, s_check, lvl) -> tuple[str, str]:
+    """One global `lines` run against its separable control -> (verdict, why)."""
+    if g_check == FAIL:
+        return NOT_REPRODUCED, "the global model composes unseen positions"
+    if g_check == OPEN:
+        return UNDECIDED, f"the global model's interval straddles {lvl:g}"
+    if s_check is None:
+        return UNDECIDED, "no positive control was run: a failure on unseen positions may be the test's"
+    if s_check != PASS:
+        return UNDECIDED, ("the separable control fails too: the test has not shown that a factorizing learner "
+                           "passes it" if s_check == FAIL else f"the separable control's interval straddles {lvl:g}")
+    return REPRODUCED, "the global model fails where the factorizing control succeeds"
 
 
 __all__ = ["CONTROL_TOGETHER", "NO_CONTROL", "compose_claim", "coupling_claim", "coupling_reading", "efficiency_records"]

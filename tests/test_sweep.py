@@ -41,10 +41,10 @@ def test_book_quick_expands_to_distinct_runs_and_pages():
     ids = [r.run_id for r in runs]
     assert len(ids) == len(set(ids))
     # main seeds 0 (tuned) and 3-5 (untuned); 6 increments and 2 pairs on figure seed 0, where
-    # increment 1.0 *is* the main run of seed 0; 6 efficiency runs
+    # increment 1.0 *is* the main run of seed 0; 7 efficiency runs
     assert sweep.main_seeds == (0, 3, 4, 5) and sweep.figure_seeds == (0,)
     assert [r.config.seed for r in sweep.main_runs()] == [0, 3, 4, 5]
-    assert len(runs) == 4 + 5 + 2 + 6 == 17
+    assert len(runs) == 4 + 5 + 2 + 7 == 18
     main = profile_config("quick")
     assert ids[0] == main.run_id and runs[0].overrides_dict == {}
     grid_runs = [r for r in runs if r.config.design == "grid" and r.config.conditioning == "global"]
@@ -75,12 +75,12 @@ def test_book_quick_efficiency_runs():
     assert len(eff) <= 7 and len({r.run_id for r in eff}) == len(eff)
     labels = [design_label(r.config) for r in eff]
     assert labels == ["lines k=2 · global", "lines k=2 · separable", "random 60 · global", "random 60 · separable",
-                      "holdout 6 · global", "grid dx 0.1, dy 1 · separable"]
+                      "lines k=2 · global, seed 3", "holdout 6 · global", "grid dx 0.1, dy 1 · separable"]
     assert all(r.config.image_size == 16 for r in eff)
     assert [len(training_positions(r.config)) for r in eff[:4]] == [60] * 4  # equal size, compared
     # a handful of checkpoints, except the Fig. 5 pair (its statistic needs the dense schedule)
-    assert all(len(checkpoint_steps(r.config)) == 6 for r in eff[:5])
-    assert checkpoint_steps(eff[5].config) == checkpoint_steps(profile_config("quick"))
+    assert all(len(checkpoint_steps(r.config)) == 6 for r in eff[:6])
+    assert checkpoint_steps(eff[6].config) == checkpoint_steps(profile_config("quick"))
     assert not {r.run_id for r in eff} & {r.run_id for r in SWEEPS["book-quick"].pair_runs()}
 
 
@@ -90,7 +90,7 @@ def test_book_full_and_seed_lists():
     assert [r.config.seed for r in full.pair_runs()] == [0, 3, 4] * 2
     assert {r.config.seed for r in full.increment_runs()} == {0, 3, 4} and len(full.increment_runs()) == 18
     assert {r.run_id for r in quick.runs()} <= {r.run_id for r in full.runs()}
-    assert len(full.runs()) == 6 + (18 - 3) + 6 + 6  # increment 1.0 is the main run of seeds 0, 3, 4
+    assert len(full.runs()) == 6 + (18 - 3) + 6 + 7  # increment 1.0 is the main run of seeds 0, 3, 4
     # `seeds` is shorthand for both lists (sweeps written before they were split)
     legacy = Sweep("x", "tiny", pairs=((0.5, 1.0),), seeds=(1, 2))
     assert legacy.main_seeds == legacy.figure_seeds == (1, 2)

@@ -290,6 +290,18 @@ def test_compose_claim_four_cases():
     # no claim without efficiency runs (or without a lines run)
     assert verdict_of(v.judge({3: make_table()}), "compose")["verdict"] == v.NO_CLAIM
     assert compose_row(random)["verdict"] == v.NO_CLAIM
+
+
+def test_compose_claim_judges_every_seed_of_the_global_model():
+    sep_ok = eff_row("lines", "separable", 0.95, 0.83, 0.99)
+    fails = eff_row("lines", "global", 0.03, 0.004, 0.13)
+    # two seeds that both fail where the control succeeds: reproduced, value the mean, envelope interval
+    row = compose_row(fails, eff_row("lines", "global", 0.05, 0.01, 0.17, seed=3), sep_ok)
+    assert row["verdict"] == v.REPRODUCED and "(seed 3)" in row["detail"]
+    assert row["value"] == pytest.approx(0.04) and (row["low"], row["high"]) == (0.004, 0.17)
+    # one seed composes, the other does not: partly
+    row = compose_row(fails, eff_row("lines", "global", 0.9, 0.77, 0.96, seed=3), sep_ok)
+    assert row["verdict"] == v.PARTLY and row["low"] <= row["value"] <= row["high"]
     # the level is declared, with what would make the claim fail
     tt = v.thresholds_table()
     assert tt.set_index("name").loc["compose_level", "value"] == "0.5"
