@@ -148,6 +148,14 @@ def _spearman_of_ranks(rx, ry_rows):
         return np.where(denom > 0, (b @ a) / np.where(denom > 0, denom, 1.0), np.nan)
 
 
+def _finite_pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """x and y as flat float arrays, pairs with a NaN dropped."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
+
+
 def spearman_permutation(x, y, n_perm: int = 10000, seed: int = 0):
     """Spearman rho and its two-sided permutation p-value -> (rho, p).
 
@@ -155,10 +163,7 @@ def spearman_permutation(x, y, n_perm: int = 10000, seed: int = 0):
     for a perfect monotone trend); otherwise Monte Carlo with p = (1 + #{|rho*| >= |rho|}) /
     (1 + n_perm), which is never 0. Ties get average ranks. Pairs with a NaN are dropped.
     """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
+    x, y = _finite_pairs(x, y)
     n = len(x)
     if n < 3:
         return float("nan"), float("nan")
@@ -184,10 +189,7 @@ def bootstrap_spearman(x, y, n_boot: int = 2000, seed: int = 0, level: float = 0
     and are dropped. With n this small the interval is wide and conservative: report it next to
     the permutation p-value, not instead of it.
     """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
+    x, y = _finite_pairs(x, y)
     n = len(x)
     if n < 3:
         return float("nan"), float("nan"), float("nan")
