@@ -99,6 +99,7 @@ def test_the_phases_page_reads_each_checkpoint_once(tmp_path, reads, monkeypatch
     """Execute the phases notebook's code cells against a finished synthetic run."""
     monkeypatch.setenv("BUMPDIFF_DATA", str(tmp_path))
     monkeypatch.delenv("BUMPDIFF_STATIC_BOOK", raising=False)  # the live scrubber reads through the view too
+    monkeypatch.chdir(tmp_path)  # a live kernel writes the page's download files into its working folder
     write_run(tmp_path)
     sweep = Sweep("synthetic-phases", "tiny", overrides=OVERRIDES, pages=("phases",))
     monkeypatch.setitem(SWEEPS, sweep.name, sweep)
