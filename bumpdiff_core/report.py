@@ -14,7 +14,8 @@ command exits with `EXIT_INCOMPLETE` (3) so a script can tell a partial report f
                      "accuracy_unseen_low", "accuracy_unseen_high", "memoriser_unseen"}]}
 
 `fits` is filled by `scaling_fits` for a data-scaling sweep (`efficiency-full`: the slope of
-log M* on log K per design and model, scaling.py) and is empty for every other sweep;
+log M* on log K per design and model, scaling.py) and is empty for every other sweep; there,
+`missing` also lists the next bisection step of every ladder not yet decided;
 `efficiency` has one row per efficiency run (`efficiency_row`: its last checkpoint).
 """
 from __future__ import annotations
@@ -22,11 +23,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pandas as pd
 
 from . import scaling, verdicts
-from .sweep import get_sweep
+from .sweep import design_label, get_sweep
 
 EXIT_COMPLETE, EXIT_INCOMPLETE = 0, 3
 FIT_COLUMNS = ["design", "model", "slope", "low", "high", "detail"]
@@ -59,8 +61,45 @@ def _clean(value):
     return value
 
 
+def _passes(table) -> bool | None:
+    """A ladder rung's outcome: None when not finished, else whether its last checkpoint's unseen
+    accuracy reached `scaling.M_STAR_ACCURACY` (no unseen score counts as not reached)."""
+    if table is None or not len(table):
+        return None
+    value = pd.to_numeric(pd.Series([table.iloc[-1].get("accuracy_unseen")]), errors="coerce").iloc[0]
+    return bool(math.isfinite(value) and value >= scaling.M_STAR_ACCURACY)
+
+
+def ladder_states(sweep, tables: dict) -> list:
+    """[(ladder, rung specs, outcomes, next rung index or None when decided)] for every ladder of
+    a data-scaling sweep, from `tables` ({run_id: metrics table} of finished runs)."""
+    out = []
+    for ladder in sweep.ladders:
+        specs = sweep.ladder_runs(ladder)
+        passed = [_passes(tables.get(s.run_id)) for s in specs]
+        out.append((ladder, specs, passed, scaling.bisect_next(passed)))
+    return out
+
+
+def next_ladder_runs(sweep, root=None, skip=()) -> list:
+    """The rung each undecided ladder trains next (its bisection step), read from the runs
+    finished under `root`; ladders whose next run id is in `skip` (it failed) are left alone."""
+    tables = {}
+    for ladder in sweep.ladders:
+        for spec in sweep.ladder_runs(ladder):
+            got = _finished_table(spec, root)
+            if got is not None:
+                tables[spec.run_id] = got[1]
+    nxt = [specs[i] for _, specs, _, i in ladder_states(sweep, tables) if i is not None]
+    return [s for s in nxt if s.run_id not in set(skip)]
+
+
 def _finals(sweep, tables: dict) -> list:
-    return [(spec.config, tables[spec.run_id].iloc[-1]) for spec in sweep.efficiency_runs()
+    """(config, last row) of every finished efficiency run and of every rung of a decided ladder
+    (an undecided ladder's M* is not known yet: its rungs wait)."""
+    specs = list(sweep.efficiency_runs())
+    specs += [s for _, rung_specs, _, i in ladder_states(sweep, tables) if i is None for s in rung_specs]
+    return [(spec.config, tables[spec.run_id].iloc[-1]) for spec in specs
             if spec.run_id in tables and len(tables[spec.run_id])]
 
 
@@ -176,6 +215,16 @@ def sweep_report(name, root=None, tuned_seeds=verdicts.TUNED_SEEDS,
         runs.append({"run_id": spec.run_id, "run_dir": str(run_dir), "config": spec.config.to_dict(),
                      "final": final})
 
+    for _, specs, _, _ in ladder_states(sweep, {}):  # rungs bisection trained: finished, never missing
+        for spec in specs:
+            got = _finished_table(spec, root)
+            if got is not None:
+                found[spec.run_id] = got[1]
+                runs.append({"run_id": spec.run_id, "run_dir": str(got[0]), "config": spec.config.to_dict(),
+                             "final": got[1].iloc[-1].to_dict() if len(got[1]) else {}})
+    # an undecided ladder's next bisection step is missing
+    missing += [specs[i].run_id for _, specs, _, i in ladder_states(sweep, found) if i is not None]
+
     def pick(specs, key):
         return {key(s.config): found[s.run_id] for s in specs if s.run_id in found}
 
@@ -211,13 +260,17 @@ FINAL_COLUMNS = ["step", "phase", "accuracy", "accuracy_low", "accuracy_high", "
 
 def report_markdown(report: SweepReport) -> str:
     """Claims, then runs (final checkpoint), then missing runs and fits, as Markdown."""
-    out = [f"# Sweep `{report.sweep}`", "", report.seeds_note + ".", "", "## Claims", "",
-           _md_table(report.claims), ""]
+    out = [f"# Sweep `{report.sweep}`", "", report.seeds_note + ".", "", "## Claims", ""]
+    if len(report.claims) and (report.claims["verdict"] == "no claim").all():
+        out += ["No claim applies to this sweep's runs.", ""]
+    else:
+        out += [_md_table(report.claims), ""]
     if report.runs:
         rows = []
         for r in report.runs:
             c = r["config"]
-            rows.append({"run": r["run_id"][:12], "seed": c.get("seed"), "dx": c.get("increment_x"),
+            rows.append({"run": r["run_id"][:12], "training set": design_label(SimpleNamespace(**c)),
+                         "seed": c.get("seed"), "dx": c.get("increment_x"),
                          "dy": c.get("increment_y"),
                          **{k: (math.nan if r["final"].get(k) is None else r["final"].get(k))
                             for k in FINAL_COLUMNS if k in r["final"]}})
@@ -229,7 +282,8 @@ def report_markdown(report: SweepReport) -> str:
         out += ["## Efficiency (last checkpoint; unseen: >= 2 px from every training position)", "",
                 efficiency_markdown(report.efficiency), ""]
     out += ["## Fits", "", _md_table(pd.DataFrame(report.fits, columns=FIT_COLUMNS)) if report.fits
-            else "No data-scaling runs in this sweep.", ""]
+            else ("No ladder is decided yet: see the missing runs." if get_sweep(report.sweep).ladders
+                  else "No data-scaling runs in this sweep."), ""]
     if len(report.m_star):
         out += ["### M* per K and seed", "", _md_table(report.m_star), ""]
     return "\n".join(out)

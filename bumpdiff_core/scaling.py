@@ -2,16 +2,19 @@
 draw unseen positions right, as the positions per axis K grow. A learner that factorizes x and y
 needs O(2K); a coupled one O(K²): the slope of log M* on log K tells them apart (1 vs 2).
 
-The sweep `efficiency-full` (sweep.py) trains, for each K (image size at increment 1), a ladder
-of training-set sizes per design and model, plus a full-grid reference run; this module defines
-the ladder (`scaling_overrides`), reads M* off the finished runs (`m_star_table`) and fits the
-slopes (`slope_fits`). No bisection: a sweep is a static list of runs (it must run unchanged on a
-Dask cluster), so M* is the smallest rung of a geometric ladder that reaches `M_STAR_ACCURACY`; its
-resolution is one rung (a factor K^(1/8) in count for `random`, one line for `lines`).
+The sweep `efficiency-full` (sweep.py) trains, for each K (image size at increment 1), model and
+seed, a full-grid reference run and finds M* by bisection over a `Ladder` of training-set sizes
+per design (`ladders`): the sweep runs the references and every ladder's middle rung, then, round
+after round, the next rung that `bisect_next` asks for given the finished ones (about log2 of the
+rungs per ladder instead of all of them). This module defines the ladders, reads M* off the
+finished runs (`m_star_table`) and fits the slopes (`slope_fits`). M* is the smallest rung that
+reaches `M_STAR_ACCURACY`: its resolution is one rung (a factor K^(1/8) in count for `random`, one
+line for `lines`), and bisection assumes that passing is monotone in the training-set size.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,7 @@ import pandas as pd
 from .data import design_mask
 
 SCALING_SIZES = (8, 12, 16, 24, 32)      # K at increment 1: 5 values over 4x
+SMALL_SIZES = (8, 12, 16)                # efficiency-small: the cheap end, measured on 2 cores
 SCALING_SEEDS = (0, 1)                   # training seed; a random design is drawn with design_seed = seed
 SCALING_MODELS = ("global", "separable")
 M_STAR_ACCURACY = 0.8      # final unseen accuracy that counts as "generalizes" (M* = smallest such count)
@@ -30,12 +34,16 @@ CHECKPOINTS = 4            # checkpoints after step 0 (few: M* reads the last on
 
 
 def step_budget(image_size: int) -> int:
-    """Training steps at K = image_size. Why: the two measured points (README) are quick, 16×16,
-    C by ~1000 and final accuracy 0.98 at 1500 steps, and cpu32, 32×32, C at ~3750 and 0.98 at
-    6000: steps to C grow about as K² (4x for 2x K), so 1500·(K/16)², rounded up to 100, with a
-    floor of 600 (8×8: unmeasured, the floor keeps a margin). 8, 12, 24 are extrapolated: the page
-    shows each reference run's final accuracy, and a K below `REFERENCE_ACCURACY` is left out."""
-    return max(600, int(math.ceil(1500 * (image_size / 16) ** 2 / 100) * 100))
+    """Training steps at K = image_size, rounded up to 100. Why: the two measured points (README)
+    are quick, 16×16, C by ~1000 and final accuracy 0.98 at 1500 steps, and cpu32, 32×32, C at
+    ~3750 and 0.98 at 6000: from 16 up, steps to C grow about as K² (4x for 2x K), so
+    1500·(K/16)². Below 16 they shrink more slowly than K²: the first budget, 1500·(K/16)² with a
+    floor of 600, left the global model's K = 12 reference at accuracy 0.76 after 900 steps
+    (efficiency-small, 2026-12-01), so below 16 the budget is linear, 1500·K/16. 8, 12 and 24 are
+    not measured otherwise: each reference run's final accuracy is shown, and a K below
+    `REFERENCE_ACCURACY` is left out."""
+    power = 2 if image_size >= 16 else 1
+    return int(math.ceil(1500 * (image_size / 16) ** power / 100) * 100)
 
 
 def _schedule(image_size: int) -> dict:
@@ -87,19 +95,66 @@ def design_size(design: str, k: int, rung: int) -> int:
     return int(rung)
 
 
-def scaling_overrides(sizes=SCALING_SIZES, seeds=SCALING_SEEDS, models=SCALING_MODELS) -> list[dict]:
-    """Every run of `efficiency-full` as overrides of the quick profile: per K, seed and model a
-    full-grid reference run, the random ladder and the lines ladder."""
+@dataclass(frozen=True)
+class Ladder:
+    """One bisection: the rungs (override dicts, ascending training-set size) of one design for
+    one model, K and seed. M* is the smallest rung whose final unseen accuracy passes."""
+    design: str
+    model: str
+    k: int
+    seed: int
+    rungs: tuple
+
+    @property
+    def name(self) -> str:
+        return f"{self.design} · {self.model}, K={self.k}, seed {self.seed}"
+
+
+def reference_overrides(sizes=SCALING_SIZES, seeds=SCALING_SEEDS, models=SCALING_MODELS) -> list[dict]:
+    """The full-grid reference run per K, model and seed: a K counts only if it reaches
+    `REFERENCE_ACCURACY` within the step budget."""
+    return [dict(_schedule(k), conditioning=m, seed=s) for k in sizes for m in models for s in seeds]
+
+
+def ladders(sizes=SCALING_SIZES, seeds=SCALING_SEEDS, models=SCALING_MODELS) -> list[Ladder]:
+    """A random ladder and a lines ladder per K, model and seed. The rungs depend on K alone (the
+    random ladder is cut where any `SCALING_SEEDS` design leaves too few unseen positions), so a
+    sweep over fewer seeds or sizes bisects the same ladders and shares their runs."""
     out = []
     for k in sizes:
-        base = _schedule(k)
         for model in models:
             for seed in seeds:
-                common = dict(base, conditioning=model, seed=seed)
-                out.append(dict(common))  # the full-grid reference
-                out += [dict(common, design="random", design_count=c, design_seed=seed) for c in random_ladder(k, seeds)]
-                out += [dict(common, design="lines", design_lines=n) for n in lines_ladder(k)]
+                common = dict(_schedule(k), conditioning=model, seed=seed)
+                out.append(Ladder("random", model, k, seed, tuple(
+                    dict(common, design="random", design_count=c, design_seed=seed) for c in random_ladder(k))))
+                out.append(Ladder("lines", model, k, seed, tuple(
+                    dict(common, design="lines", design_lines=n) for n in lines_ladder(k))))
     return out
+
+
+def scaling_overrides(sizes=SCALING_SIZES, seeds=SCALING_SEEDS, models=SCALING_MODELS) -> list[dict]:
+    """Every run the data-scaling sweep could need: the references and every rung of every ladder
+    (bisection trains about log2 of each ladder's rungs)."""
+    return reference_overrides(sizes, seeds, models) + [r for lad in ladders(sizes, seeds, models) for r in lad.rungs]
+
+
+def bisect_next(passed) -> int | None:
+    """The rung to train next, or None when M* is decided. `passed[i]`: True / False when rung i
+    finished (its final unseen accuracy reached the threshold or not), None when not yet run.
+    Replays one deterministic bisection over the rungs, so results found by any earlier sweep
+    (or a full ladder) are used where they lie on its path."""
+    lo, hi = 0, len(passed)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if passed[mid] is None:
+            return mid
+        lo, hi = (lo, mid) if passed[mid] else (mid + 1, hi)
+    return None
+
+
+def bisection_length(rungs: int) -> int:
+    """At most this many rungs are trained to bisect `rungs` rungs (rungs + 1 outcomes)."""
+    return int(math.ceil(math.log2(rungs + 1))) if rungs else 0
 
 
 # measured per-step training cost, one single-threaded worker of two side by side (README: quick,
@@ -122,10 +177,18 @@ def estimated_seconds(config) -> float:
             + len(checkpoint_steps(config)) * SECONDS_PER_CHECKPOINT_16 * scale + position_map)
 
 
-def estimate(configs, workers: int = 2) -> dict:
-    """{"runs", "run_seconds" (sum), "wall_seconds" (sum / workers: the runs are independent)}."""
+def estimate(configs, workers: int = 2, ladder_list=()) -> dict:
+    """{"runs", "run_seconds" (sum), "wall_seconds" (sum / workers: the runs are independent)}
+    for the static runs `configs` plus, per ladder, `bisection_length` rungs at its mean rung cost
+    (`ladder_list`: (Ladder, [config of each rung]) pairs)."""
     total = sum(estimated_seconds(c) for c in configs)
-    return {"runs": len(configs), "run_seconds": total, "wall_seconds": total / workers, "workers": workers}
+    runs = len(configs)
+    for _, rung_configs in ladder_list:
+        n = bisection_length(len(rung_configs))
+        if n:
+            total += n * float(np.mean([estimated_seconds(c) for c in rung_configs]))
+            runs += n
+    return {"runs": runs, "run_seconds": total, "wall_seconds": total / workers, "workers": workers}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,9 +231,11 @@ def m_star_table(finals, threshold: float = M_STAR_ACCURACY,
         elif ref < reference_level:
             m, detail = math.nan, f"reference accuracy {ref:.2f} < {reference_level:g}: budget too short, left out"
         elif passing:
-            m, detail = float(passing[0]), f"smallest of {len(points)} rungs with unseen accuracy >= {threshold:g}"
+            below = [size for size, acc in points if size < passing[0]]
+            m, detail = float(passing[0]), (f"smallest of {len(points)} trained rungs with unseen accuracy >= "
+                                            f"{threshold:g}" + (f"; {below[-1]} positions did not" if below else ""))
         else:
-            m, detail = math.nan, (f"no rung up to {points[-1][0]} positions reached {threshold:g} "
+            m, detail = math.nan, (f"no trained rung up to {points[-1][0]} positions reached {threshold:g} "
                                    "(censored: M* above the ladder)")
         out.append({"design": design, "model": model, "K": k, "seed": seed, "m_star": m,
                     "reference_accuracy": ref, "rungs": len(points), "detail": detail})

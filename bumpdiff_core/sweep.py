@@ -26,7 +26,7 @@ from pathlib import Path
 from .config import ConfigError, profile_config
 from .notebook_runner import (KERNEL_NAME, PACKAGE_DIR, DaskExecutor, NotebookTask, SerialExecutor,  # noqa: F401
                               _record, execute_notebook_task, is_fresh, notebook_error)
-from .scaling import scaling_overrides
+from .scaling import SMALL_SIZES, ladders, reference_overrides
 from .store import RunLayout, atomic_write_bytes, atomic_write_json, data_root
 
 REPO_ROOT = PACKAGE_DIR.parent
@@ -121,8 +121,9 @@ class Sweep:
     figure_seeds: tuple = (0,)
     increments: tuple = ()       # Fig. 4: one run per increment and figure seed, increment_x = increment_y
     pairs: tuple = ()            # Fig. 5: (increment_x, increment_y), one run per pair and figure seed
-    efficiency: tuple = ()       # compositional generalization / data scaling: override dicts
-    scaling: bool = False        # efficiency runs form a data-scaling ladder (scaling.py; report fits)
+    efficiency: tuple = ()       # compositional generalization / data-scaling references: override dicts
+    ladders: tuple = ()          # data scaling: scaling.Ladder each, bisected round by round (run_sweep)
+    scaling: bool = False        # a data-scaling sweep (scaling.py; report fits M* and slopes)
     pages: tuple = ()            # analysis pages (keys of PAGE_TITLES), in book order
     book: bool = False           # write the book's _toc.yml into `out`
     description: str = ""
@@ -149,6 +150,10 @@ class Sweep:
     def efficiency_runs(self) -> list[RunSpec]:
         return [self._spec(**changes) for changes in self.efficiency]
 
+    def ladder_runs(self, ladder) -> list[RunSpec]:
+        """The runs of one ladder's rungs, ascending; bisection trains only some of them."""
+        return [self._spec(**changes) for changes in ladder.rungs]
+
     def main_run(self) -> RunSpec:
         """The default run: the sweep's profile and overrides, nothing changed."""
         return self._spec()
@@ -173,7 +178,8 @@ class Sweep:
         return [Page(p, PAGE_TITLES[p], table[p][0], table[p][1]) for p in self.pages]
 
     def runs(self) -> list[RunSpec]:
-        """Every distinct run (by run id) the sweep needs, in a stable order."""
+        """Every distinct run (by run id) the sweep needs whatever the results, in a stable order
+        (the ladders' rungs, chosen by bisection as results come in, are not among them)."""
         seen: dict[str, RunSpec] = {}
         candidates = self.main_runs() + self.increment_runs() + self.pair_runs() + self.efficiency_runs()
         candidates += [spec for page in self.page_specs() for spec in page.needs]
@@ -223,8 +229,13 @@ SWEEPS: dict[str, Sweep] = {s.name: s for s in [
           description="the default quick run with six seeds (transition steps, mean +- sd)"),
     # K = 8..32 positions per axis, 2 seeds, random and lines ladders, global and separable, with a
     # full-grid reference per K; step budgets and ladders in scaling.py. Not part of any book.
-    Sweep("efficiency-full", "quick", main_seeds=(), figure_seeds=(), efficiency=tuple(scaling_overrides()),
-          scaling=True, description="data scaling: M*(K) per design and model (scaling.py)"),
+    Sweep("efficiency-full", "quick", main_seeds=(), figure_seeds=(), efficiency=tuple(reference_overrides()),
+          ladders=tuple(ladders()), scaling=True, description="data scaling: M*(K) per design and model (scaling.py)"),
+    # the part of efficiency-full that 2 cores finish in about an hour (the same runs, same ids):
+    # three K values cannot decide a slope, but give M* where it is cheap to measure
+    Sweep("efficiency-small", "quick", main_seeds=(), figure_seeds=(), efficiency=tuple(reference_overrides(SMALL_SIZES, (0,))),
+          ladders=tuple(ladders(SMALL_SIZES, (0,))), scaling=True,
+          description="data scaling at K = 8, 12, 16, seed 0 (a measured slice of efficiency-full)"),
 ]}
 
 
@@ -266,12 +277,15 @@ def toc_yaml(sweep: Sweep) -> str:
 # the sweep
 # ---------------------------------------------------------------------------------------------
 
+def _run_task(spec: RunSpec, out: Path, notebooks: Path, data: Path) -> NotebookTask:
+    return NotebookTask("run", spec.run_id, str(notebooks / f"{TRAIN_NOTEBOOK}.ipynb"),
+                        str(out / "generated" / "runs" / f"{spec.run_id}.ipynb"),
+                        {"profile": spec.profile, "overrides": spec.overrides_dict, "threads": 1},
+                        str(data), str(notebooks), [str(RunLayout.of(spec.run_id, data).complete_path)])
+
+
 def _tasks(sweep: Sweep, out: Path, notebooks: Path, data: Path):
-    run_tasks = [NotebookTask("run", spec.run_id, str(notebooks / f"{TRAIN_NOTEBOOK}.ipynb"),
-                              str(out / "generated" / "runs" / f"{spec.run_id}.ipynb"),
-                              {"profile": spec.profile, "overrides": spec.overrides_dict, "threads": 1},
-                              str(data), str(notebooks), [str(RunLayout.of(spec.run_id, data).complete_path)])
-                 for spec in sweep.runs()]
+    run_tasks = [_run_task(spec, out, notebooks, data) for spec in sweep.runs()]
     page_tasks = [(NotebookTask("page", page.name, str(notebooks / f"{page.name}.ipynb"),
                                 str(out / "generated" / f"{page.name}.ipynb"), page.parameters,
                                 str(data), str(notebooks),
@@ -318,8 +332,33 @@ def run_sweep(name, scheduler: str | None = None, workers: int | None = None, se
             bar.set_postfix_str(f"{stage} stage" + (f", {bad} failed" if bad else ""))
         timings[f"{stage}_stage_seconds"] = round(time.time() - stage_start, 2)
 
+    def bisect() -> None:
+        """Data-scaling ladders: train every undecided ladder's next rung, round after round
+        (the first round beside the static runs, so both workers stay busy), until all are
+        decided. A rung is tried once: a ladder whose rung failed stops there (reported)."""
+        from .report import next_ladder_runs
+
+        tried: set = set()
+        tasks, rounds, started_train = list(run_tasks), 0, time.time()
+        while True:
+            rungs = next_ladder_runs(sweep, data, skip=tried)
+            tried |= {spec.run_id for spec in rungs}
+            tasks += [_run_task(spec, out, notebooks, data) for spec in rungs]
+            if not tasks:
+                break
+            rounds += 1
+            bar.total += len(rungs)
+            bar.refresh()
+            execute("train", tasks)
+            tasks = []
+        timings["bisection_rounds"] = rounds
+        timings["train_stage_seconds"] = round(time.time() - started_train, 2)
+
     try:
-        execute("train", run_tasks)
+        if sweep.ladders:
+            bisect()
+        else:
+            execute("train", run_tasks)
         finished = {r["run_id"] for r in records if r["kind"] == "run" and r["status"] != "failed"}
         pages = []
         for task, needs in page_tasks:  # a page whose runs failed is reported, not executed

@@ -28,11 +28,18 @@ def test_existing_run_ids_unchanged(profile, overrides):
 def test_tiny_metrics_match_golden_table(tiny_run):
     golden = pd.read_csv(GOLDEN)
     fresh = pd.read_csv(tiny_run.metrics_path)
-    # columns added later are ignored; every column of the golden table must be reproduced exactly
+    # columns added later are ignored. Counts (accuracy, bump fractions) and phases must match
+    # exactly; real-valued columns to 1e-6 relative: another CPU's SIMD kernels sum a float32
+    # loss in another order (seen: 0.27016204 vs 0.27016202, 1 ulp), and the golden table was
+    # written on one machine. On one machine they are bit for bit the same
+    # (test_train.py::test_same_config_and_seed_give_identical_weights).
     for column in golden.columns:
         assert column in fresh.columns, column
         if not pd.api.types.is_numeric_dtype(golden[column]):
             assert list(fresh[column]) == list(golden[column]), column
-        else:
+        elif column.startswith(("accuracy", "frac_")):
             np.testing.assert_array_equal(fresh[column].to_numpy(float), golden[column].to_numpy(float),
                                           err_msg=column)
+        else:
+            np.testing.assert_allclose(fresh[column].to_numpy(float), golden[column].to_numpy(float),
+                                       rtol=1e-6, atol=1e-9, err_msg=column)

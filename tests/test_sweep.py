@@ -98,12 +98,15 @@ def test_book_full_and_seed_lists():
 
 def test_efficiency_full_is_a_data_scaling_sweep():
     from bumpdiff_core import scaling
+    from bumpdiff_core.pages_efficiency import sweep_estimate
 
     sweep = SWEEPS["efficiency-full"]
-    runs = sweep.runs()
-    configs = [r.config for r in runs]
+    references = [r.config for r in sweep.runs()]
+    rungs = [s for lad in sweep.ladders for s in sweep.ladder_runs(lad)]
+    configs = references + [s.config for s in rungs]
     assert sweep.scaling and not sweep.book and sweep.page_specs() == []
-    assert len({r.run_id for r in runs}) == len(runs) == len(scaling.scaling_overrides())
+    assert all(c.design == "grid" for c in references)   # the static part: one reference per K, model, seed
+    assert len({s.run_id for s in rungs}) == len(rungs) == len(scaling.scaling_overrides()) - len(references)
     sizes = sorted({c.image_size for c in configs})
     assert len(sizes) >= 5 and sizes[-1] / sizes[0] >= 4
     assert all(c.increment_x == c.increment_y == 1.0 for c in configs)
@@ -119,8 +122,8 @@ def test_efficiency_full_is_a_data_scaling_sweep():
         assert counts[0] == k and counts == sorted(counts) and counts[-1] < k * k  # from ~K towards K²
         lines = [c.design_lines for c in at_k if c.design == "lines" and c.seed == 0 and c.conditioning == "global"]
         assert lines == list(range(1, len(lines) + 1))
-    est = scaling.estimate(configs)
-    assert est["runs"] == len(runs) and est["wall_seconds"] > 3600  # too large for the default book
+    est = sweep_estimate(sweep)
+    assert len(references) < est["runs"] < len(configs) and est["wall_seconds"] > 3600  # too large for the book
 
 
 def test_tiny_and_seed_sweeps():

@@ -87,6 +87,10 @@ def test_sweep_view_opens_the_runs_the_sweep_defines(tmp_path, monkeypatch):
     assert {k: v.run_id for k, v in runs.increments().items()} == {1.0: main.path.name}
     assert {k: v.run_id for k, v in runs.pairs().items()} == {(0.5, 1.0, 0): pair.path.name}
     assert runs.increments()[1.0] is runs.main  # one view per run
+    # with several figure seeds, Fig. 4 shows the first untuned one, the seed `bumpdiff report` judges
+    seeds = write_run(tmp_path, seed=3)
+    several = Sweep("synthetic-view-seeds", "tiny", overrides=OVERRIDES, increments=(1.0,), figure_seeds=(0, 3))
+    assert {k: v.run_id for k, v in SweepView(several).increments().items()} == {1.0: seeds.path.name}
     from bumpdiff_core.store import StoreError
 
     with pytest.raises(StoreError, match="not computed"):
