@@ -10,6 +10,7 @@ command exits with `EXIT_INCOMPLETE` (3) so a script can tell a partial report f
      "runs": [{"run_id", "run_dir", "config", "final": {metric: value}}],   (finished runs only)
      "claims": [{"claim", "verdict", "value", "low", "high", "detail"}],
      "fits": [{"design", "model", "slope", "low", "high", "detail"}],
+     "m_star": [{"design", "model", "K", "seed", "m_star", "reference_accuracy", "rungs", "detail"}],
      "efficiency": [{"run_id", "label", "design", "conditioning", ..., "accuracy_unseen",
                      "accuracy_unseen_low", "accuracy_unseen_high", "memoriser_unseen"}]}
 
@@ -177,6 +178,7 @@ class SweepReport:
     seeds_note: str = ""
     efficiency: list = field(default_factory=list)
     m_star: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=scaling.MSTAR_COLUMNS))
+    scaling: bool = False           # a data-scaling sweep (it has ladders)
 
     @property
     def exit_code(self) -> int:
@@ -187,7 +189,8 @@ class SweepReport:
         return _clean({"sweep": self.sweep, "seeds_used": list(self.seeds_used), "seeds_note": self.seeds_note,
                        "missing": list(self.missing), "runs": self.runs, "claims": claims,
                        "fits": [{k: f.get(k) for k in FIT_COLUMNS} for f in self.fits],
-                       "efficiency": [{k: r.get(k) for k in EFFICIENCY_COLUMNS} for r in self.efficiency]})
+                       "efficiency": [{k: r.get(k) for k in EFFICIENCY_COLUMNS} for r in self.efficiency],
+                       "m_star": [{k: r[k] for k in scaling.MSTAR_COLUMNS} for r in self.m_star.to_dict("records")]})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), allow_nan=False, indent=2, ensure_ascii=False)
@@ -241,7 +244,7 @@ def sweep_report(name, root=None, tuned_seeds=verdicts.TUNED_SEEDS,
     if len(sweep.figure_seeds) > 1 and increments:
         note += f"; the Fig. 4 trend on figure seed {fig_seeds[0]} (one table per increment)"
     return SweepReport(sweep.name, _clean(runs), missing, judgement.table, scaling_fits(sweep, found),
-                       judgement.seeds_used, note, efficiency, scaling_table(sweep, found))
+                       judgement.seeds_used, note, efficiency, scaling_table(sweep, found), bool(sweep.ladders))
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -256,6 +259,9 @@ def _md_table(df: pd.DataFrame) -> str:
 
 FINAL_COLUMNS = ["step", "phase", "accuracy", "accuracy_low", "accuracy_high", "r2_x_raw", "r2_y_raw",
                  "r2_x", "r2_y", "intrinsic_dim"]
+# a data-scaling sweep's runs are read by their unseen accuracy (M*), beside the memoriser's
+SCALING_FINAL_COLUMNS = ["step", "accuracy", "accuracy_seen", "accuracy_unseen", "accuracy_unseen_low",
+                         "accuracy_unseen_high", "n_unseen", "memoriser_unseen"]
 
 
 def report_markdown(report: SweepReport) -> str:
@@ -266,6 +272,7 @@ def report_markdown(report: SweepReport) -> str:
     else:
         out += [_md_table(report.claims), ""]
     if report.runs:
+        columns = SCALING_FINAL_COLUMNS if report.scaling else FINAL_COLUMNS
         rows = []
         for r in report.runs:
             c = r["config"]
@@ -273,16 +280,16 @@ def report_markdown(report: SweepReport) -> str:
                          "seed": c.get("seed"), "dx": c.get("increment_x"),
                          "dy": c.get("increment_y"),
                          **{k: (math.nan if r["final"].get(k) is None else r["final"].get(k))
-                            for k in FINAL_COLUMNS if k in r["final"]}})
+                            for k in columns if k in r["final"]}})
         out += ["## Runs (last checkpoint)", "", _md_table(pd.DataFrame(rows)), ""]
     if report.missing:
         out += ["## Missing (not finished; train them with `bumpdiff sweep " + report.sweep + "`)", ""]
         out += [f"- {m}" for m in report.missing] + [""]
-    if report.efficiency:
+    if any(r.get("design") != "grid" for r in report.efficiency):
         out += ["## Efficiency (last checkpoint; unseen: >= 2 px from every training position)", "",
                 efficiency_markdown(report.efficiency), ""]
     out += ["## Fits", "", _md_table(pd.DataFrame(report.fits, columns=FIT_COLUMNS)) if report.fits
-            else ("No ladder is decided yet: see the missing runs." if get_sweep(report.sweep).ladders
+            else ("No ladder is decided yet: see the missing runs." if report.scaling
                   else "No data-scaling runs in this sweep."), ""]
     if len(report.m_star):
         out += ["### M* per K and seed", "", _md_table(report.m_star), ""]

@@ -157,6 +157,12 @@ def bisection_length(rungs: int) -> int:
     return int(math.ceil(math.log2(rungs + 1))) if rungs else 0
 
 
+# `efficiency-small` (K = 8, 12, 16, seed 0; 30 runs) measured end to end once, 2026-12-01, on 2
+# single-threaded local Dask workers of a 2-core machine that trains the quick profile at 569 img/s
+# (benchmarks/train_throughput.py, 2 threads; the per-step costs below were measured at 1140 img/s)
+MEASURED_SMALL = {"sweep": "efficiency-small", "runs": 30, "wall_seconds": 2805, "estimated_wall_seconds": 1222,
+                  "date": "2026-12-01", "img_per_s": 569}
+
 # measured per-step training cost, one single-threaded worker of two side by side (README: quick,
 # 16×16, 114 s / 1500 steps); larger images cost as measured by benchmarks/train_throughput.py
 # (32×32 is 3.0x slower per step than 16×16: cost ~ K^1.58), with a floor for the 8×8 overheads
@@ -233,7 +239,9 @@ def m_star_table(finals, threshold: float = M_STAR_ACCURACY,
         elif passing:
             below = [size for size, acc in points if size < passing[0]]
             m, detail = float(passing[0]), (f"smallest of {len(points)} trained rungs with unseen accuracy >= "
-                                            f"{threshold:g}" + (f"; {below[-1]} positions did not" if below else ""))
+                                            f"{threshold:g}" + (f"; {below[-1]} positions did not" if below else
+                                                                "; no smaller rung trained (the ladder's bottom): "
+                                                                "an upper bound"))
         else:
             m, detail = math.nan, (f"no trained rung up to {points[-1][0]} positions reached {threshold:g} "
                                    "(censored: M* above the ladder)")

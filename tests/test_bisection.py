@@ -69,7 +69,7 @@ def _table(config) -> pd.DataFrame:
     rung = config.design_count if config.design == "random" else config.design_lines
     size = scaling.design_size(config.design, config.image_size, rung)
     return pd.DataFrame({"step": [config.steps], "accuracy": [0.97],
-                         "accuracy_unseen": [0.95 if size >= config.image_size ** POWER else 0.1]})
+                         "accuracy_unseen": [0.95 if size >= config.image_size ** POWER else 0.1], "memoriser_unseen": [0.0]})
 
 
 @pytest.fixture
@@ -145,3 +145,15 @@ def test_a_failed_rung_stops_its_ladder_and_is_reported(tmp_path, fake_store):
     assert any(r["run_id"] == first.run_id and r["status"] == "failed" for r in timings["notebooks"])
     left = report.sweep_report(SMALL)
     assert left.missing == [first.run_id] and left.exit_code == report.EXIT_INCOMPLETE
+
+
+def test_report_of_a_finished_scaling_sweep_shows_m_star_and_unseen_accuracy(tmp_path, fake_store):
+    _sweep(tmp_path)
+    done = report.sweep_report(SMALL)
+    md, obj = done.to_markdown(), json.loads(done.to_json())
+    assert "accuracy_unseen" in md and "memoriser_unseen" in md and "### M* per K and seed" in md
+    assert "No claim applies to this sweep's runs." in md and "## Efficiency" not in md  # references only
+    assert len(obj["m_star"]) == len(SMALL.ladders) and {f["design"] for f in obj["fits"]} == {"random", "lines"}
+    bottom = [r for r in obj["m_star"] if r["detail"].endswith("an upper bound")]
+    assert all(r["m_star"] == scaling.design_size(r["design"], r["K"], 1 if r["design"] == "lines" else r["K"])
+               for r in bottom)

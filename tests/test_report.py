@@ -30,7 +30,7 @@ def write_finished_run(spec, root, table):
 
 
 def assert_schema(obj, sweep_name):
-    assert set(obj) >= {"sweep", "runs", "claims", "fits", "missing"}
+    assert set(obj) >= {"sweep", "runs", "claims", "fits", "missing", "m_star"}
     assert obj["sweep"] == sweep_name
     for r in obj["runs"]:
         assert set(r) == {"run_id", "run_dir", "config", "final"}
