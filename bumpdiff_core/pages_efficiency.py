@@ -188,8 +188,15 @@ def scaling_section(report) -> str:
     lines = [f"{f['design']} · {f['model']}: " + (f"slope {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}]"
                                                    if math.isfinite(_num(f['slope'])) else "no slope")
              + f" ({f['detail']})" for f in report.fits]
-    done = f"{len(report.runs)} runs finished (about {est['runs']} expected)" + (f", {len(report.missing)} missing" if report.missing else "")
-    return head + f"\n\n{done}. Slopes of log M* on log K (1: factorized, 2: coupled):\n" + _bullets(lines or ["no fit"])
+    done = (f"{len(report.runs)} runs finished (about {est['runs']} expected)"
+            + (f"; {len(report.missing)} still to train (references and next bisection steps)" if report.missing else ""))
+    out = head + f"\n\n{done}. Slopes of log M* on log K (1: factorized, 2: coupled):\n" + _bullets(lines or ["no fit"])
+    if len(report.m_star):
+        from .report import _md_table
+
+        table = report.m_star[["design", "model", "K", "seed", "m_star", "reference_accuracy", "detail"]]
+        out += "\n\nM* per ladder (blank: not found; the detail says why):\n\n" + _md_table(table)
+    return out + "\n\n" + measured_sentence(est)
 
 
 def fig5_control_of(runs, pair=FIG5_PAIR) -> str:

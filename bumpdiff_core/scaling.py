@@ -201,7 +201,8 @@ def estimate(configs, workers: int = 2, ladder_list=()) -> dict:
 # M* and slopes from finished runs
 # ---------------------------------------------------------------------------------------------
 
-MSTAR_COLUMNS = ["design", "model", "K", "seed", "m_star", "reference_accuracy", "rungs", "detail"]
+# above: when no rung passed, the largest trained size (it failed): M* lies above it (censored)
+MSTAR_COLUMNS = ["design", "model", "K", "seed", "m_star", "above", "reference_accuracy", "rungs", "detail"]
 
 
 def _final(row, name):
@@ -232,6 +233,7 @@ def m_star_table(finals, threshold: float = M_STAR_ACCURACY,
         points.sort()
         ref = reference.get((model, k, seed), math.nan)
         passing = [size for size, acc in points if np.isfinite(acc) and acc >= threshold]
+        above = math.nan
         if not np.isfinite(ref):
             m, detail = math.nan, "no finished full-grid reference run"
         elif ref < reference_level:
@@ -243,9 +245,10 @@ def m_star_table(finals, threshold: float = M_STAR_ACCURACY,
                                                                 "; no smaller rung trained (the ladder's bottom): "
                                                                 "an upper bound"))
         else:
+            above = float(points[-1][0])
             m, detail = math.nan, (f"no trained rung up to {points[-1][0]} positions reached {threshold:g} "
                                    "(censored: M* above the ladder)")
-        out.append({"design": design, "model": model, "K": k, "seed": seed, "m_star": m,
+        out.append({"design": design, "model": model, "K": k, "seed": seed, "m_star": m, "above": above,
                     "reference_accuracy": ref, "rungs": len(points), "detail": detail})
     return pd.DataFrame(out, columns=MSTAR_COLUMNS)
 

@@ -86,6 +86,7 @@ def test_fewer_than_four_k_values_give_no_slope_and_a_short_budget_is_left_out()
     assert short["m_star"].isna().all() and "budget too short" in short["detail"].iloc[0]
     never = scaling.m_star_table(_finals(3.0))  # no rung reaches the threshold: censored
     assert never["m_star"].isna().all() and "censored" in never["detail"].iloc[0]
+    assert never["above"].notna().all() and mstar["above"].isna().all()
 
 
 def test_report_fits_for_a_scaling_sweep():
@@ -185,6 +186,11 @@ def test_figure_builders_on_synthetic_arrays():
     assert "slope 1: factorized, O(K)" in names and "slope 2: coupled, O(K²)" in names
     assert plot.layout.xaxis.type == "log" and plot.layout.yaxis.type == "log"
     assert any(n and n.startswith("random · global (slope 1.0") for n in names)
+    assert not any(n and "M* above" in n for n in names)
+    # a censored ladder is drawn as a hollow triangle at the largest size trained (M* lies above)
+    never = scaling.m_star_table(_finals(3.0))
+    (above,) = [t for t in figures.scaling_plot(never).data if t.name and "M* above" in t.name]
+    assert above.marker.symbol == "triangle-up-open" and list(above.y) == list(never["above"])
 
 
 def test_page_sentences():

@@ -21,6 +21,7 @@ from .common import COORD_COLOURS, SCORE_SCALE, TEMPLATE
 SEEN_COLOUR, UNSEEN_COLOUR, MEMORISER_COLOUR = "#2ca02c", COORD_COLOURS["y"], "#7f7f7f"
 MODEL_DASH = {"global": "solid", "separable": "dash"}
 DESIGN_SYMBOL = {"random": "circle", "lines": "square"}
+PALETTE = ("#d62728", "#9467bd", "#1f77b4", "#17becf", "#ff7f0e", "#2ca02c")  # one colour per design · model
 
 
 def _mask_of(item) -> np.ndarray:
@@ -174,21 +175,33 @@ def position_maps(maps: dict, cols: int = 3) -> go.Figure:
 
 def scaling_plot(mstar: pd.DataFrame, fits: list | None = None) -> go.Figure:
     """M*(K) log-log per design and model (one point per K and seed; models by line dash, designs
-    by marker), with slope-1 (factorized, O(K)) and slope-2 (coupled, O(K²)) guide lines."""
+    by marker, one colour per pair), censored ladders as hollow triangles at the largest size
+    trained ("M* above"), with slope-1 (factorized, O(K)) and slope-2 (coupled, O(K²)) guides."""
     fig = go.Figure()
     ok = mstar.dropna(subset=["m_star"]) if len(mstar) else mstar
     fit_of = {(f["design"], f["model"]): f for f in (fits or [])}
+    pairs = sorted({(d, m) for d, m in zip(mstar["design"], mstar["model"])}) if len(mstar) else []
+    colour = {pair: PALETTE[i % len(PALETTE)] for i, pair in enumerate(pairs)}
+    # censored ladders (no rung passed): a hollow triangle at the largest size trained, "M* above"
+    censored = mstar[mstar["m_star"].isna() & mstar.get("above", pd.Series(dtype=float)).notna()] if len(mstar) else mstar
+    for (design, model), group in (censored.groupby(["design", "model"], sort=True) if len(censored) else []):
+        fig.add_trace(go.Scatter(x=group["K"], y=group["above"], mode="markers", name=f"{design} · {model}: M* above ▲",
+                                 marker=dict(symbol="triangle-up-open", size=11, color=colour[(design, model)]),
+                                 hovertemplate=f"{design} · {model}<br>K %{{x}}<br>no rung up to %{{y}} positions "
+                                               "passed: M* is larger<extra></extra>"))
     for (design, model), group in (ok.groupby(["design", "model"], sort=True) if len(ok) else []):
         mean = group.groupby("K")["m_star"].apply(lambda v: float(np.exp(np.log(v).mean())))
         f = fit_of.get((design, model))
         slope = (f" (slope {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}])"
                  if f and f.get("slope") is not None and np.isfinite(f["slope"]) else " (no slope)")
         fig.add_trace(go.Scatter(x=group["K"], y=group["m_star"], mode="markers", showlegend=False,
-                                 marker=dict(symbol=DESIGN_SYMBOL.get(design, "diamond"), size=7, opacity=0.5),
+                                 marker=dict(symbol=DESIGN_SYMBOL.get(design, "diamond"), size=7, opacity=0.5,
+                                             color=colour[(design, model)]),
                                  hovertemplate=f"{design} · {model}<br>K %{{x}}<br>M* %{{y}}<extra></extra>"))
         fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines+markers", name=f"{design} · {model}{slope}",
-                                 line=dict(dash=MODEL_DASH.get(model, "dot")),
-                                 marker=dict(symbol=DESIGN_SYMBOL.get(design, "diamond"), size=9),
+                                 line=dict(dash=MODEL_DASH.get(model, "dot"), color=colour[(design, model)]),
+                                 marker=dict(symbol=DESIGN_SYMBOL.get(design, "diamond"), size=9,
+                                             color=colour[(design, model)]),
                                  hovertemplate=f"{design} · {model}<br>K %{{x}}<br>M* (geometric mean over seeds) "
                                                "%{y:.0f}<extra></extra>"))
     ks = np.array(sorted(set(mstar["K"])) if len(mstar) else [8, 32], dtype=float)
