@@ -10,7 +10,7 @@ command exits with `EXIT_INCOMPLETE` (3) so a script can tell a partial report f
      "runs": [{"run_id", "run_dir", "config", "final": {metric: value}}],   (finished runs only)
      "claims": [{"claim", "verdict", "value", "low", "high", "detail"}],
      "fits": [{"design", "model", "slope", "low", "high", "detail"}],
-     "m_star": [{"design", "model", "K", "seed", "m_star", "reference_accuracy", "rungs", "detail"}],
+     "m_star": [{"design", "model", "K", "seed", "m_star", "above", "reference_accuracy", "rungs", "detail"}],
      "efficiency": [{"run_id", "label", "design", "conditioning", ..., "accuracy_unseen",
                      "accuracy_unseen_low", "accuracy_unseen_high", "memoriser_unseen"}]}
 
@@ -67,7 +67,7 @@ def _passes(table) -> bool | None:
     accuracy reached `scaling.M_STAR_ACCURACY` (no unseen score counts as not reached)."""
     if table is None or not len(table):
         return None
-    value = pd.to_numeric(pd.Series([table.iloc[-1].get("accuracy_unseen")]), errors="coerce").iloc[0]
+    value = scaling._final(table.iloc[-1], "accuracy_unseen")
     return bool(math.isfinite(value) and value >= scaling.M_STAR_ACCURACY)
 
 
@@ -82,17 +82,24 @@ def ladder_states(sweep, tables: dict) -> list:
     return out
 
 
-def next_ladder_runs(sweep, root=None, skip=()) -> list:
-    """The rung each undecided ladder trains next (its bisection step), read from the runs
-    finished under `root`; ladders whose next run id is in `skip` (it failed) are left alone."""
-    tables = {}
+def _finished_rungs(sweep, root=None) -> dict:
+    """{run_id: (run directory, metrics table)} of every finished rung of the sweep's ladders."""
+    found = {}
     for ladder in sweep.ladders:
         for spec in sweep.ladder_runs(ladder):
             got = _finished_table(spec, root)
             if got is not None:
-                tables[spec.run_id] = got[1]
+                found[spec.run_id] = got
+    return found
+
+
+def next_ladder_runs(sweep, root=None, skip=()) -> list:
+    """The rung each undecided ladder trains next (its bisection step), read from the runs
+    finished under `root`; ladders whose next run id is in `skip` (it failed) are left alone."""
+    tables = {run_id: table for run_id, (_, table) in _finished_rungs(sweep, root).items()}
+    skip = set(skip)
     nxt = [specs[i] for _, specs, _, i in ladder_states(sweep, tables) if i is not None]
-    return [s for s in nxt if s.run_id not in set(skip)]
+    return [s for s in nxt if s.run_id not in skip]
 
 
 def _finals(sweep, tables: dict) -> list:
@@ -218,13 +225,12 @@ def sweep_report(name, root=None, tuned_seeds=verdicts.TUNED_SEEDS,
         runs.append({"run_id": spec.run_id, "run_dir": str(run_dir), "config": spec.config.to_dict(),
                      "final": final})
 
-    for _, specs, _, _ in ladder_states(sweep, {}):  # rungs bisection trained: finished, never missing
-        for spec in specs:
-            got = _finished_table(spec, root)
-            if got is not None:
-                found[spec.run_id] = got[1]
-                runs.append({"run_id": spec.run_id, "run_dir": str(got[0]), "config": spec.config.to_dict(),
-                             "final": got[1].iloc[-1].to_dict() if len(got[1]) else {}})
+    rungs = _finished_rungs(sweep, root)  # the rungs bisection trained: finished, never missing
+    for spec in (s for ladder in sweep.ladders for s in sweep.ladder_runs(ladder) if s.run_id in rungs):
+        run_dir, table = rungs[spec.run_id]
+        found[spec.run_id] = table
+        runs.append({"run_id": spec.run_id, "run_dir": str(run_dir), "config": spec.config.to_dict(),
+                     "final": table.iloc[-1].to_dict() if len(table) else {}})
     # an undecided ladder's next bisection step is missing
     missing += [specs[i].run_id for _, specs, _, i in ladder_states(sweep, found) if i is not None]
 
