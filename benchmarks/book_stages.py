@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from bumpdiff_core.store import RunLayout
+from bumpdiff_core.runs.store import RunLayout
 
 
 def main():

@@ -14,18 +14,18 @@ import time
 import numpy as np
 import torch
 
-from bumpdiff_core import metrics
+from bumpdiff_core.measure import metrics
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.data import evaluation_positions
-from bumpdiff_core.evaluate import evaluate_checkpoint, sample_checkpoint
-from bumpdiff_core.pipeline import ensure_run
-from bumpdiff_core.store import Run
+from bumpdiff_core.learn.data import evaluation_positions
+from bumpdiff_core.measure.evaluate import evaluate_checkpoint, sample_checkpoint
+from bumpdiff_core.execute.pipeline import ensure_run
+from bumpdiff_core.runs.store import Run
 
 
 def training_step_seconds(run: Run, steps: int = 30) -> float:
-    from bumpdiff_core.data import BumpDataset
-    from bumpdiff_core.diffusion import LinearSchedule, epsilon_loss
-    from bumpdiff_core.train import build_model
+    from bumpdiff_core.learn.data import BumpDataset
+    from bumpdiff_core.learn.diffusion import LinearSchedule, epsilon_loss
+    from bumpdiff_core.learn.train import build_model
 
     c = run.config
     model, data, sched = build_model(c), BumpDataset(c), LinearSchedule.from_config(c)

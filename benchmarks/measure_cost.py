@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from bumpdiff_core import geometry, intervals, metrics
-from bumpdiff_core.data import centre_grid, render_bumps
+from bumpdiff_core.measure import geometry, intervals, metrics
+from bumpdiff_core.learn.data import centre_grid, render_bumps
 
 
 def per_call(fn, repeats):

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.diffusion import LinearSchedule
-from bumpdiff_core.model import ConditionalUNet, parameter_count
+from bumpdiff_core.learn.diffusion import LinearSchedule
+from bumpdiff_core.learn.model import ConditionalUNet, parameter_count
 
 
 def peak_matmul_flops(n=1024, repeats=20) -> float:

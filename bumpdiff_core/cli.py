@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, config_from_overrides
-from .store import StoreError
+from bumpdiff_core.config import ConfigError, config_from_overrides
+from bumpdiff_core.runs.store import StoreError
 
 EXIT_BAD_INPUT = 2
 
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     runtime(s)
 
     w = sub.add_parser("sweep", help="train, evaluate and execute the notebooks of every run of a sweep")
-    w.add_argument("profile", help="a sweep name (see bumpdiff_core.sweep.SWEEPS)")
+    w.add_argument("profile", help="a sweep name (see bumpdiff_core.sweeps.definitions.SWEEPS)")
     w.add_argument("--scheduler", default=None, help="tcp://HOST:PORT of an existing Dask scheduler")
     w.add_argument("--workers", type=int, default=None, help="local Dask workers (default: cores)")
     w.add_argument("--serial", action="store_true", help="no Dask: run in this process")
@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="a sweep's claims and runs from its finished runs (never trains); "
                                       "exit 3 when some runs are not finished")
-    r.add_argument("sweep", help="a sweep name (see bumpdiff_core.sweep.SWEEPS)")
+    r.add_argument("sweep", help="a sweep name (see bumpdiff_core.sweeps.definitions.SWEEPS)")
     r.add_argument("--json", action="store_true", help="one strict JSON object instead of Markdown")
 
     x = sub.add_parser("export", help="write a finished run's figure data (metrics, losses, embeddings) as CSV")
@@ -70,7 +70,7 @@ def _check_threads(args):
 def cmd_train(args) -> int:
     config = config_from_overrides(args.profile, args.overrides)  # validates before anything is written
     _check_threads(args)
-    from .pipeline import ensure_run  # imports torch: only once the input is known to be good
+    from bumpdiff_core.execute.pipeline import ensure_run  # imports torch: only once the input is known to be good
 
     run = ensure_run(config, device=args.device, threads=args.threads, progress=not args.quiet)
     print(run.path)
@@ -78,9 +78,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_run
-    from .store import Run
-    from .train import configure_determinism
+    from bumpdiff_core.measure.evaluate import evaluate_run
+    from bumpdiff_core.runs.store import Run
+    from bumpdiff_core.learn.train import configure_determinism
 
     _check_threads(args)
     run = Run.open(args.run_dir)
@@ -103,11 +103,11 @@ def cmd_sample(args) -> int:
     import numpy as np
     import torch
 
-    from .config import checkpoint_steps
-    from .diffusion import LinearSchedule, sample
-    from .pngio import write_png
-    from .store import Run
-    from .train import configure_determinism, load_weights, pick_device
+    from bumpdiff_core.config import checkpoint_steps
+    from bumpdiff_core.learn.diffusion import LinearSchedule, sample
+    from bumpdiff_core.present.pngio import write_png
+    from bumpdiff_core.runs.store import Run
+    from bumpdiff_core.learn.train import configure_determinism, load_weights, pick_device
 
     run = Run.open(args.run_dir)
     n = run.config.image_size
@@ -136,15 +136,15 @@ def cmd_sample(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import run_sweep
+    from bumpdiff_core.execute.sweep_run import run_sweep
 
     return run_sweep(args.profile, scheduler=args.scheduler, workers=args.workers, serial=args.serial,
                      out=args.out)
 
 
 def cmd_export(args) -> int:
-    from .export import ExportError, export_run
-    from .store import Run
+    from bumpdiff_core.present.export import ExportError, export_run
+    from bumpdiff_core.runs.store import Run
 
     try:  # a missing, foreign or unfinished run folder is bad input: one line, exit 2
         run = Run.open(args.run_dir)
@@ -160,7 +160,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import sweep_report
+    from bumpdiff_core.present.report import sweep_report
 
     report = sweep_report(args.sweep)
     print(report.to_json() if args.json else report.to_markdown())

@@ -10,7 +10,7 @@ import pytest
 def tiny_run(tmp_path_factory):
     """One finished `tiny` run (trained and evaluated once per test session, ~20-40 s on 1 thread)."""
     from bumpdiff_core.config import profile_config
-    from bumpdiff_core.pipeline import ensure_run
+    from bumpdiff_core.execute.pipeline import ensure_run
 
     root = tmp_path_factory.mktemp("tiny_run_data")
     # UMAP's numba cache would otherwise land under ./data

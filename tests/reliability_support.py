@@ -97,7 +97,7 @@ def assert_same_as_reference(run_path: Path, ref_path: Path) -> None:
     assert (run_path / "metrics.csv").read_bytes() == (ref_path / "metrics.csv").read_bytes()
     assert (run_path / "COMPLETE").exists()
     assert not temp_files(run_path), temp_files(run_path)
-    from bumpdiff_core.store import Run
+    from bumpdiff_core.runs.store import Run
     assert Run.open(run_path).verify() == []
 
 

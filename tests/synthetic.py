@@ -8,10 +8,10 @@ import io
 import numpy as np
 import pandas as pd
 
-from bumpdiff_core import metrics
+from bumpdiff_core.measure import metrics
 from bumpdiff_core.config import profile_config, tap_layer_names
-from bumpdiff_core.evaluate import METRIC_COLUMNS
-from bumpdiff_core.view import RunView
+from bumpdiff_core.results.schema import METRIC_COLUMNS
+from bumpdiff_core.results.view import RunView
 
 STEPS = [0, 10, 20, 30, 40]
 PHASES = ["A", "A", "B", "C", "C"]
@@ -78,7 +78,7 @@ def with_measures(out: pd.DataFrame, n: int) -> pd.DataFrame:
     """The interval and representation-measure columns (made up, shaped like the phases: a
     high-dimensional cloud in A, a near-2D sheet from B on, ordered in C), for columns the
     table lacks or leaves empty."""
-    from bumpdiff_core.intervals import wilson
+    from bumpdiff_core.measure.intervals import wilson
 
     order = np.linspace(0, 1, len(out))
     dims = {"A": 5.0, "B": 2.3, "C": 2.0}
@@ -108,7 +108,7 @@ def synthetic_view(n: int = 12) -> RunView:
 def write_run(root, n: int = 12, **changes):
     """Store the synthetic run as a finished run folder under data root `root`, its config changed
     by `changes` (e.g. increment_x=0.5: the same arrays under another run id); returns its Run."""
-    from bumpdiff_core.store import Run, atomic_write_json, runs_root
+    from bumpdiff_core.runs.store import Run, atomic_write_json, runs_root
 
     c = config(**changes)
     run = Run(runs_root(root) / c.run_id, c)

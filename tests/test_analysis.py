@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bumpdiff_core import analysis
+from bumpdiff_core.claims import analysis
 
 
 def _table(steps, **cols):
@@ -53,7 +53,7 @@ def test_transition_summary_mean_sd_and_order():
 
 
 def test_phase_transitions_and_first_steps_agree():
-    from bumpdiff_core import metrics
+    from bumpdiff_core.measure import metrics
 
     skip_b = _table([0, 100, 200, 300], phase=["A", "C", "B", "C"])
     assert metrics.first_step_of_phase(skip_b) == {"A": 0, "B": 200, "C": 100}

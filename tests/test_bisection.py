@@ -11,8 +11,9 @@ import json
 import pandas as pd
 import pytest
 
-from bumpdiff_core import report, scaling
-from bumpdiff_core.sweep import SWEEPS, Sweep, run_sweep
+from bumpdiff_core.present import report
+from bumpdiff_core.claims import scaling
+from bumpdiff_core.sweeps.definitions import SWEEPS, Sweep, run_sweep
 
 
 def _bisect(n: int, first_pass: int):
@@ -76,9 +77,9 @@ def _table(config) -> pd.DataFrame:
 def fake_store(monkeypatch):
     """`report._finished_table` answers from `done` ({run_id: config}); the serial executor
     'trains' a run by adding it to `done` (or fails the run ids in `broken`)."""
-    from bumpdiff_core import sweep as sweep_module
+    from bumpdiff_core.sweeps import definitions as sweep_module
     from bumpdiff_core.config import profile_config
-    from bumpdiff_core.notebook_runner import _record
+    from bumpdiff_core.execute.notebooks import _record
 
     done, broken, executed = {}, set(), []
 

@@ -28,7 +28,7 @@ def toc_pages(book: Path) -> list[str]:
 
 
 def test_book_has_every_page_of_the_sweep(tiny_book):
-    from bumpdiff_core.sweep import SWEEPS
+    from bumpdiff_core.sweeps.definitions import SWEEPS
 
     pages = toc_pages(tiny_book.book)
     sweep = SWEEPS["book-tiny"]
@@ -43,7 +43,7 @@ def test_book_has_every_page_of_the_sweep(tiny_book):
 
 def test_findings_page_states_a_verdict_per_claim(tiny_book):
     """The 'What reproduced' page carries one computed verdict per claim (`verdicts.judge`)."""
-    from bumpdiff_core import verdicts
+    from bumpdiff_core.claims import verdicts
 
     html = (tiny_book.html / "generated" / "findings.html").read_text()
     assert verdicts.CLAIMS["phases"] in html and verdicts.CLAIMS["fig5_coupling"].split(":")[0] in html
@@ -312,9 +312,9 @@ def test_clicking_a_manifold_point_in_the_book_shows_its_sample(browser, site, v
     assert after is not None, "the sample panel did not update after the click"
     assert after["caption"].startswith(f"label {label} at step {step}:") and "bump" in after["caption"]
     # the panel shows exactly that label's pixels, as evaluated
-    from bumpdiff_core import figures
-    from bumpdiff_core.sweep import SWEEPS
-    from bumpdiff_core.view import completed_view
+    from bumpdiff_core.present import figures
+    from bumpdiff_core.sweeps.definitions import SWEEPS
+    from bumpdiff_core.results.view import completed_view
 
     view = completed_view(SWEEPS["book-tiny"].main_run(), tiny_book.data_root)
     ev = view.evaluation(step)

@@ -1,5 +1,5 @@
 """The live path in a real browser: JupyterLab (what `make lab` starts) serving a notebook that builds
-`bumpdiff_core.widgets.Scrubber` on the session's tiny run; headless Chromium, driven over the
+`bumpdiff_core.present.widgets.Scrubber` on the session's tiny run; headless Chromium, driven over the
 DevTools protocol, opens it, runs all cells, moves the scrubber's step slider, and checks that the
 3D manifold figure shows the new checkpoint, that a click on a manifold point reaches the kernel, and
 that the browser logged no error.
@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from browser_support import BROWSER_MARKS, DevTools, chromium
-from bumpdiff_core.evaluate import load_metrics
+from bumpdiff_core.results.schema import load_metrics
 from reliability_support import wait_or_kill
 
 LAB_TIMEOUT = 120  # seconds: JupyterLab's first load, a kernel start + torch import, on a busy 2-core machine
@@ -36,8 +36,8 @@ NOTEBOOK_CELLS = [
     # the data root comes from the server's environment (BUMPDIFF_DATA), as with `make lab`
     "import os\n"
     "from pathlib import Path\n\n"
-    "from bumpdiff_core.store import Run\n"
-    "from bumpdiff_core.widgets import Scrubber\n\n"
+    "from bumpdiff_core.runs.store import Run\n"
+    "from bumpdiff_core.present.widgets import Scrubber\n\n"
     "runs = sorted(p for p in (Path(os.environ['BUMPDIFF_DATA']) / 'runs').iterdir() if (p / 'COMPLETE').exists())\n"
     "assert len(runs) == 1, runs\n"
     "scrubber = Scrubber(Run.open(runs[0]))\n"

@@ -10,7 +10,7 @@ import pytest
 
 from bumpdiff_core.cli import main
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.pngio import read_png
+from bumpdiff_core.present.pngio import read_png
 
 
 def _snapshot(root: Path) -> dict:
@@ -40,9 +40,9 @@ def test_sample_writes_the_raw_n_by_n_grayscale_sample_of_the_last_checkpoint(cl
                                                                               tmp_path):
     import torch
 
-    from bumpdiff_core.diffusion import LinearSchedule, sample
-    from bumpdiff_core.store import Run
-    from bumpdiff_core.train import load_weights
+    from bumpdiff_core.learn.diffusion import LinearSchedule, sample
+    from bumpdiff_core.runs.store import Run
+    from bumpdiff_core.learn.train import load_weights
 
     out = tmp_path / "bump.png"
     result = bumpdiff_cli(["sample", cli_tiny_run.run_dir, "--x", 2.5, "--y", 6, "--out", out, "--threads", 1],
@@ -67,7 +67,7 @@ def test_sample_writes_the_raw_n_by_n_grayscale_sample_of_the_last_checkpoint(cl
 
 
 def test_png_rows_are_y_and_columns_are_x(tmp_path):
-    from bumpdiff_core.pngio import write_png
+    from bumpdiff_core.present.pngio import write_png
 
     pixels = np.zeros((8, 16), dtype=np.uint8)
     pixels[6, 2] = 255  # y = 6 (row), x = 2 (column)
@@ -137,7 +137,7 @@ def test_a_lines_design_reports_seen_and_unseen_accuracy_and_evaluate_recomputes
     assert (run_dir / "position_map.npz").is_file()
 
     # a table written before the new columns: `bumpdiff evaluate` recomputes it from the cached evals
-    from bumpdiff_core.store import Run
+    from bumpdiff_core.runs.store import Run
     run = Run.open(run_dir)
     run.write_bytes(run.metrics_path, table[table.columns[:13]].to_csv(index=False).encode())
     evals = {p: p.stat().st_mtime_ns for p in sorted((run_dir / "evals").glob("*.npz"))}

@@ -185,7 +185,7 @@ def test_the_unet_runs_at_image_sizes_that_are_multiples_of_4(image_size):
     N x N batch to N x N noise predictions, with every tapped block present."""
     import torch
 
-    from bumpdiff_core.train import build_model
+    from bumpdiff_core.learn.train import build_model
 
     config = profile_config("quick", dict(image_size=image_size))
     model = build_model(config)
@@ -228,7 +228,7 @@ def test_fields_added_later_leave_every_existing_run_id_alone():
 @pytest.mark.parametrize("size, dx, dy", [(8, 1.0, 1.0), (16, 0.1, 1.0), (32, 0.1, 0.1), (16, 0.65, 0.3),
                                           (8, 2.0, 3.0), (8, 7.9, 0.5), (32, 0.25, 0.75), (12, 5.0, 1.0)])
 def test_grid_shape_counts_the_centres_of_data_centre_grid(size, dx, dy):
-    from bumpdiff_core.data import centre_grid
+    from bumpdiff_core.learn.data import centre_grid
 
     centres = centre_grid(size, dx, dy)
     nx, ny = grid_shape(profile_config("quick", dict(image_size=size, increment_x=dx, increment_y=dy)))
@@ -263,7 +263,8 @@ def test_new_fields_parse_from_the_command_line():
 
 
 def test_one_seed_stride_numbers_training_and_evaluation_streams():
-    from bumpdiff_core import evaluate, train
+    from bumpdiff_core.measure import evaluate
+    from bumpdiff_core.learn import train
 
     c = profile_config("tiny")
     assert list(evaluate.sample_seeds(c, 3)) == [c.eval_seed * SEED_STRIDE + i for i in range(3)]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.data import (BumpDataset, centre_grid, design_mask, evaluation_positions, line_indices,
+from bumpdiff_core.learn.data import (BumpDataset, centre_grid, design_mask, evaluation_positions, line_indices,
                                 map_shape, render_bumps, training_mask, training_positions)
 
 

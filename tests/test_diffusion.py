@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.diffusion import (LinearSchedule, PerSampleNoise, ddim_sample, ddim_step, ddim_timesteps,
+from bumpdiff_core.learn.diffusion import (LinearSchedule, PerSampleNoise, ddim_sample, ddim_step, ddim_timesteps,
                                      ddpm_sample, ddpm_step, epsilon_loss, sample, sample_loop)
-from bumpdiff_core.model import ConditionalUNet
+from bumpdiff_core.learn.model import ConditionalUNet
 
 # Ho et al. 2020: beta_t = 1e-4 .. 0.02 linear over T = 1000, abar_t = prod_{s <= t} (1 - beta_s).
 # Golden values, computed once in float64 by the loop in `_reference_alphas_cumprod`.

@@ -13,10 +13,12 @@ import plotly.graph_objects as go
 import pytest
 from synthetic import OVERRIDES, write_run
 
-from bumpdiff_core import data, figures, pages, report, scaling, verdicts
+from bumpdiff_core.learn import data
+from bumpdiff_core.present import figures, pages, report
+from bumpdiff_core.claims import scaling, verdicts
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.generalization import unseen_positions
-from bumpdiff_core.sweep import SWEEPS, Sweep
+from bumpdiff_core.measure.generalization import unseen_positions
+from bumpdiff_core.sweeps.definitions import SWEEPS, Sweep
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 

@@ -57,8 +57,8 @@ def test_metrics_table_has_exactly_the_agreed_columns_and_sane_values(cli_tiny_r
 
 
 def test_the_run_folder_describes_itself(cli_tiny_run):
-    from bumpdiff_core.evaluate import load_evaluation
-    from bumpdiff_core.store import Run
+    from bumpdiff_core.results.schema import load_evaluation
+    from bumpdiff_core.runs.store import Run
 
     run = Run.open(cli_tiny_run.run_dir)
     meta = json.loads((run.path / "meta.json").read_text())

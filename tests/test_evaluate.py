@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bumpdiff_core import evaluate, intervals, metrics
+from bumpdiff_core.measure import evaluate, intervals, metrics
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.data import evaluation_positions, training_positions
-from bumpdiff_core.generalization import UNSEEN_MIN_DISTANCE, chebyshev_distance_to_set
-from bumpdiff_core.store import Run
-from bumpdiff_core.view import RunView
+from bumpdiff_core.learn.data import evaluation_positions, training_positions
+from bumpdiff_core.measure.generalization import UNSEEN_MIN_DISTANCE, chebyshev_distance_to_set
+from bumpdiff_core.runs.store import Run
+from bumpdiff_core.results.view import RunView
 
 ORIGINAL = ["step", "loss", "accuracy", "accuracy_x", "accuracy_y", "frac_0", "frac_1", "frac_multi",
             "r2_x", "r2_y", "r2_x_raw", "r2_y_raw", "phase"]
@@ -28,7 +28,7 @@ INTERVALS = [("accuracy", "accuracy_low", "accuracy_high"), ("r2_x_raw", "r2_x_r
 @pytest.fixture(scope="session")
 def lines_run(tmp_path_factory):
     """A finished tiny run trained on 2 rows + 2 columns of the 8 x 8 grid (~5 s)."""
-    from bumpdiff_core.pipeline import ensure_run
+    from bumpdiff_core.execute.pipeline import ensure_run
 
     root = tmp_path_factory.mktemp("lines_run_data")
     return ensure_run(profile_config("tiny", {"design": "lines", "design_lines": 2}), threads=1,
@@ -117,7 +117,7 @@ def test_the_view_hands_out_the_split_and_the_position_map(lines_run, tiny_run):
 
 
 def test_a_run_evaluated_before_loads_with_nan_and_evaluate_recomputes_from_the_cache(lines_run, tmp_path):
-    from bumpdiff_core.store import RunLayout
+    from bumpdiff_core.runs.store import RunLayout
 
     copy = RunLayout.of(lines_run.path.name, tmp_path).path
     shutil.copytree(lines_run.path, copy)
@@ -137,7 +137,7 @@ def test_a_run_evaluated_before_loads_with_nan_and_evaluate_recomputes_from_the_
 
 
 def test_an_evaluation_cached_before_the_split_is_resampled_once(lines_run, tmp_path):
-    from bumpdiff_core.store import RunLayout
+    from bumpdiff_core.runs.store import RunLayout
 
     copy = RunLayout.of(lines_run.path.name, tmp_path).path
     shutil.copytree(lines_run.path, copy)
@@ -159,7 +159,7 @@ def test_the_measures_cost_milliseconds_per_checkpoint(tiny_run):
 
 
 def test_memoriser_accuracy_is_the_baseline_on_those_labels(lines_run):
-    from bumpdiff_core.generalization import memoriser_baseline
+    from bumpdiff_core.measure.generalization import memoriser_baseline
 
     c = lines_run.config
     labels = np.array([[0.0, 0.0], [7.0, 7.0]], dtype=np.float64)

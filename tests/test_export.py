@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bumpdiff_core.evaluate import load_losses, load_metrics
-from bumpdiff_core.export import EMBEDDING_COLUMNS, ExportError, export_run
-from bumpdiff_core.store import Run
-from bumpdiff_core.view import RunView
+from bumpdiff_core.results.schema import load_losses, load_metrics
+from bumpdiff_core.present.export import EMBEDDING_COLUMNS, ExportError, export_run
+from bumpdiff_core.runs.store import Run
+from bumpdiff_core.results.view import RunView
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +119,8 @@ def test_cli_export_refuses_a_bad_run_dir_with_one_line(case, tiny_run, bumpdiff
 def test_download_links_carry_the_files_and_link_them(monkeypatch, tmp_path):
     import json
 
-    from bumpdiff_core.export import PAGE_FILES_MIME, download_links, page_files_of
-    from bumpdiff_core.widgets import STATIC_ENV
+    from bumpdiff_core.present.export import PAGE_FILES_MIME, download_links, page_files_of
+    from bumpdiff_core.present.widgets import STATIC_ENV
 
     monkeypatch.setenv(STATIC_ENV, "1")       # executing for the book: nothing is written now
     monkeypatch.chdir(tmp_path)
@@ -146,8 +146,8 @@ def test_download_links_carry_the_files_and_link_them(monkeypatch, tmp_path):
 
 
 def test_run_download_links_offer_the_run_export(tiny_run, monkeypatch, exported):
-    from bumpdiff_core.export import run_download_links
-    from bumpdiff_core.widgets import STATIC_ENV
+    from bumpdiff_core.present.export import run_download_links
+    from bumpdiff_core.present.widgets import STATIC_ENV
 
     monkeypatch.setenv(STATIC_ENV, "1")
     out, paths = exported
@@ -160,7 +160,7 @@ def test_run_download_links_offer_the_run_export(tiny_run, monkeypatch, exported
 def test_named_tables_writes_one_file_per_table_and_seed():
     import pandas as pd
 
-    from bumpdiff_core.export import named_tables
+    from bumpdiff_core.present.export import named_tables
 
     t = pd.DataFrame({"step": [0]})
     files = named_tables("metrics", {1.0: t, 0.5: [t, t], (0.1, 1.0, 3): t})

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from synthetic import PHASES, STEPS, synthetic_view, write_run
 
-from bumpdiff_core import figures
-from bumpdiff_core.manifold import align_sequence
+from bumpdiff_core.present import figures
+from bumpdiff_core.measure.manifold import align_sequence
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_metric_curves_draw_interval_bands_when_the_columns_exist(view):
 
 
 def test_representation_curves_and_reference_lines(view):
-    from bumpdiff_core import verdicts
+    from bumpdiff_core.claims import verdicts
 
     t = view.table
     fig = figures.representation_curves(t)
@@ -196,7 +196,7 @@ def test_representation_curves_and_reference_lines(view):
 
 
 def test_phase_measures_figure_and_phase_diagram_over_seeds(view):
-    from bumpdiff_core import analysis
+    from bumpdiff_core.claims import analysis
 
     t = view.table
     summary = analysis.phase_measures({3: t, 4: t.assign(intrinsic_dim=t["intrinsic_dim"] + 0.2)})
@@ -272,8 +272,8 @@ def test_sample_pages_stay_small(view):
 
 
 def test_every_builder_runs_on_a_loaded_view_without_reading_the_store(tmp_path, monkeypatch):
-    from bumpdiff_core import store
-    from bumpdiff_core.view import RunView
+    from bumpdiff_core.runs import store
+    from bumpdiff_core.results.view import RunView
 
     view = RunView.open(write_run(tmp_path)).load_all()
 

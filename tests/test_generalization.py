@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bumpdiff_core import metrics
+from bumpdiff_core.measure import metrics
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.data import centre_grid, render_bumps, training_positions
-from bumpdiff_core.generalization import (chebyshev_distance_to_set, memoriser_baseline,
+from bumpdiff_core.learn.data import centre_grid, render_bumps, training_positions
+from bumpdiff_core.measure.generalization import (chebyshev_distance_to_set, memoriser_baseline,
                                           nearest_training_positions, position_accuracy_map,
                                           split_labels, unseen_positions)
 

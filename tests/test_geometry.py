@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bumpdiff_core import geometry as g
-from bumpdiff_core.data import centre_grid, render_bumps
-from bumpdiff_core.metrics import r2_cross_validated
+from bumpdiff_core.measure import geometry as g
+from bumpdiff_core.learn.data import centre_grid, render_bumps
+from bumpdiff_core.measure.metrics import r2_cross_validated
 
 N, D = 100, 2048  # the shape of a real tap: ~100 evaluation labels x a wide layer
 

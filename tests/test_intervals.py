@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bumpdiff_core import intervals as iv
-from bumpdiff_core.metrics import r2_cross_validated
+from bumpdiff_core.measure import intervals as iv
+from bumpdiff_core.measure.metrics import r2_cross_validated
 
 
 def _layer(n=100, d=2048, noise=0.5, seed=0):
@@ -156,7 +156,7 @@ def test_bootstrap_spearman_has_positive_width():
 
 
 def test_there_is_one_closed_form_leave_one_out_ridge():
-    from bumpdiff_core import metrics
+    from bumpdiff_core.measure import metrics
 
     x, labels = _layer(n=40, d=120, seed=4)
     np.testing.assert_array_equal(iv.loo_ridge_predictions(x, labels), metrics.loo_ridge_predictions(x, labels))

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from bumpdiff_core.manifold import align_to
+from bumpdiff_core.measure.manifold import align_to
 
 
 def test_align_to_undoes_rotation_scale_and_shift():
@@ -24,7 +24,7 @@ def test_umap_compiled_code_is_cached_on_disk_and_numba_is_left_as_found(tmp_pat
     code = """
 import numba, numpy as np
 real = numba.njit
-from bumpdiff_core.manifold import umap_embed
+from bumpdiff_core.measure.manifold import umap_embed
 x = np.random.default_rng(0).normal(size=(40, 16)).astype(np.float32)
 a, b = umap_embed(x, n_neighbors=5), umap_embed(x, n_neighbors=5)
 assert numba.njit is real, "numba.njit not restored"

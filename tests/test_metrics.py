@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bumpdiff_core import metrics
+from bumpdiff_core.measure import metrics
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.data import centre_grid, evaluation_positions, render_bumps, render_factorized
-from bumpdiff_core.metrics import detect_bumps, phase_label, r2_cross_validated, r2_in_sample, score_samples
+from bumpdiff_core.learn.data import centre_grid, evaluation_positions, render_bumps, render_factorized
+from bumpdiff_core.measure.metrics import detect_bumps, phase_label, r2_cross_validated, r2_in_sample, score_samples
 
 
 def _score(images, labels, sigma=1.0):

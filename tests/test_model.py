@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bumpdiff_core.config import profile_config, resolve_tap
-from bumpdiff_core.model import ConditionalUNet, parameter_count
+from bumpdiff_core.learn.model import ConditionalUNet, parameter_count
 
 BLOCKS = ["stem", "down1", "down2", "down3", "mid", "up1", "up2", "up3"]
 
@@ -84,7 +84,7 @@ def test_variants_keep_shapes_and_names(overrides):
 
 
 def test_initial_weights_depend_on_the_seed_only():
-    from bumpdiff_core.train import build_model
+    from bumpdiff_core.learn.train import build_model
 
     config = profile_config("tiny")
     a, b = build_model(config), build_model(config)

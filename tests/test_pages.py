@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 from synthetic import synthetic_view
 
-from bumpdiff_core import analysis, pages, verdicts
+from bumpdiff_core.claims import analysis, verdicts
+from bumpdiff_core.present import pages
 
 
 def test_step_text():

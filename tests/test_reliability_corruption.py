@@ -32,7 +32,7 @@ def run_copy(tiny_run, tmp_path, monkeypatch):
 
 def _load(run, rel):
     """The library's reader for a file of this kind."""
-    from bumpdiff_core.evaluate import load_metrics
+    from bumpdiff_core.results.schema import load_metrics
 
     path = run.path / rel
     if rel.endswith(".safetensors"):
@@ -65,7 +65,7 @@ DAMAGE_REPAIRED_BY_TRAIN = [
 
 @pytest.mark.parametrize("rel,how", DAMAGE_REPAIRED_BY_TRAIN)
 def test_damaged_file_is_reported_and_recomputed_identically(rel, how, run_copy, tiny_run, capsys):
-    from bumpdiff_core.store import CorruptFileError, Run
+    from bumpdiff_core.runs.store import CorruptFileError, Run
 
     root, path = run_copy
     damage(path / rel, how)
@@ -139,7 +139,7 @@ def _alter_seed(cfg: Path) -> None:
 
 @pytest.mark.parametrize("how", ["truncate", "alter_seed", "unknown_field"])
 def test_damaged_config_json_is_refused_with_its_path(how, run_copy, tmp_path, capsys):
-    from bumpdiff_core.store import CorruptFileError, Run
+    from bumpdiff_core.runs.store import CorruptFileError, Run
 
     root, path = run_copy
     cfg = path / "config.json"
@@ -249,8 +249,8 @@ def test_planted_payloads_are_live(tmp_path):
 
 
 def test_pickle_where_the_final_checkpoint_should_be_is_refused(run_copy, tmp_path, capsys):
-    from bumpdiff_core.store import CorruptFileError, Run
-    from bumpdiff_core.train import load_weights
+    from bumpdiff_core.runs.store import CorruptFileError, Run
+    from bumpdiff_core.learn.train import load_weights
 
     root, path = run_copy
     marker = tmp_path / "pwned"
@@ -279,7 +279,7 @@ def test_pickle_where_a_train_state_should_be_is_refused(run_copy, tiny_run, tmp
 
 
 def test_pickle_where_an_evaluation_should_be_is_refused(run_copy, tiny_run, tmp_path, capsys):
-    from bumpdiff_core.store import CorruptFileError, Run
+    from bumpdiff_core.runs.store import CorruptFileError, Run
 
     root, path = run_copy
     marker = tmp_path / "pwned"

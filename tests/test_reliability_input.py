@@ -173,7 +173,7 @@ def test_full_disk_before_the_first_write_leaves_no_run_folder(store, capsys, mo
 
 
 def test_full_disk_mid_training_is_reported_then_resumed(store, tmp_path, capsys, monkeypatch):
-    from bumpdiff_core.store import Run
+    from bumpdiff_core.runs.store import Run
 
     root = tmp_path / "data"
     copy_run(store["good"], root)
@@ -230,7 +230,7 @@ NOTEBOOK_CASES = [
 def test_notebook_parameters_are_checked_before_any_work(profile, overrides, threads, says, store, monkeypatch):
     """What train_and_evaluate.ipynb does with its parameters, without a kernel."""
     from bumpdiff_core.config import ConfigError, profile_config
-    from bumpdiff_core.pipeline import ensure_run
+    from bumpdiff_core.execute.pipeline import ensure_run
 
     monkeypatch.setenv("BUMPDIFF_DATA", str(store["root"]))
     before = snapshot(store["root"])

@@ -110,7 +110,7 @@ def test_two_processes_for_one_run_share_the_work(tmp_path, tiny_run):
 _WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from bumpdiff_core.store import Run
+    from bumpdiff_core.runs.store import Run
     run, who, n, go = Run(Path(sys.argv[1]), None), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
     while not go.exists():
         time.sleep(0.001)
@@ -131,6 +131,6 @@ def test_concurrent_writers_lose_no_manifest_entry(tmp_path):
     assert [p.wait(timeout=120) for p in procs] == [0] * writers
     recorded = manifest(run_path)
     assert len(recorded) == writers * per_writer
-    from bumpdiff_core.store import Run
+    from bumpdiff_core.runs.store import Run
     assert Run(run_path, None).verify() == []
     assert not temp_files(run_path)

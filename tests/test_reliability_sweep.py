@@ -19,7 +19,7 @@ import pytest
 
 from reliability_support import REPO, assert_same_as_reference, env_for
 
-sweep = pytest.importorskip("bumpdiff_core.sweep")
+sweep = pytest.importorskip("bumpdiff_core.sweeps.definitions")
 
 SWEEP_COMMAND = (
     "import sys\n"

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from bumpdiff_core import report, verdicts
-from bumpdiff_core.sweep import Sweep, get_sweep
+from bumpdiff_core.present import report
+from bumpdiff_core.claims import verdicts
+from bumpdiff_core.sweeps.definitions import Sweep, get_sweep
 
 from test_verdicts import make_table
 
@@ -18,7 +19,7 @@ SWEEP = Sweep("report-test", "tiny", main_seeds=(0, 3), increments=(0.25, 0.5, 1
 
 def write_finished_run(spec, root, table):
     """A finished run written by hand: config.json, a recorded metrics.csv, the COMPLETE marker."""
-    from bumpdiff_core.store import Run
+    from bumpdiff_core.runs.store import Run
 
     make = getattr(Run, "create_or_open", None) or Run.create
     run = make(spec.config, root)
@@ -83,7 +84,8 @@ def test_unfinished_runs_are_missing_and_nothing_trains(fake_root):
 
 
 def test_cli_report(fake_root, monkeypatch, capsys):
-    from bumpdiff_core import cli, sweep
+    from bumpdiff_core import cli
+    from bumpdiff_core.sweeps import definitions
 
     monkeypatch.setenv("BUMPDIFF_DATA", str(fake_root))
     monkeypatch.setitem(sweep.SWEEPS, SWEEP.name, SWEEP)

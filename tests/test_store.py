@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bumpdiff_core.config import profile_config
-from bumpdiff_core.store import CorruptFileError, Manifest, Run, RunLayout, StoreError
+from bumpdiff_core.runs.store import CorruptFileError, Manifest, Run, RunLayout, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,7 +160,7 @@ def test_stale_temps_are_removed_but_a_fresh_config_temp_is_kept(tmp_path):
 
 _FAULT = """
 import sys
-from bumpdiff_core.faults import fault_point
+from bumpdiff_core.runs.faults import fault_point
 for i in range(5):
     fault_point("save", "/data/runs/r/checkpoints/step_0000020.safetensors")
     print(i, flush=True)

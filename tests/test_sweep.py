@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from bumpdiff_core.config import ConfigError, profile_config
-from bumpdiff_core.sweep import SWEEPS, Sweep, run_sweep, toc_yaml
+from bumpdiff_core.sweeps.definitions import SWEEPS, Sweep, run_sweep, toc_yaml
 from reliability_support import wait_or_kill
 
 BIN = Path(sys.executable).parent
@@ -68,8 +68,8 @@ def test_book_quick_expands_to_distinct_runs_and_pages():
 
 def test_book_quick_efficiency_runs():
     from bumpdiff_core.config import checkpoint_steps
-    from bumpdiff_core.data import training_positions
-    from bumpdiff_core.sweep import design_label
+    from bumpdiff_core.learn.data import training_positions
+    from bumpdiff_core.sweeps.definitions import design_label
 
     eff = SWEEPS["book-quick"].efficiency_runs()
     assert len(eff) <= 7 and len({r.run_id for r in eff}) == len(eff)
@@ -97,8 +97,8 @@ def test_book_full_and_seed_lists():
 
 
 def test_efficiency_full_is_a_data_scaling_sweep():
-    from bumpdiff_core import scaling
-    from bumpdiff_core.pages_efficiency import sweep_estimate
+    from bumpdiff_core.claims import scaling
+    from bumpdiff_core.present.pages_efficiency import sweep_estimate
 
     sweep = SWEEPS["efficiency-full"]
     references = [r.config for r in sweep.runs()]
@@ -298,7 +298,7 @@ def test_rerun_reuses_finished_notebooks_and_retries_the_failed_one(three_ways):
 def test_an_executed_notebook_is_reused_only_while_it_is_current(tmp_path):
     import nbformat
 
-    from bumpdiff_core.sweep import NotebookTask, is_fresh
+    from bumpdiff_core.sweeps.definitions import NotebookTask, is_fresh
 
     source, output, marker = tmp_path / "src.ipynb", tmp_path / "out.ipynb", tmp_path / "COMPLETE"
     nbformat.write(nbformat.v4.new_notebook(), source)
@@ -377,7 +377,7 @@ def test_kernels_run_single_threaded_without_dasks_malloc_setting(tmp_path, monk
     half its CPU time in page faults. Kernels must not inherit it, and run one thread each."""
     import nbformat
 
-    from bumpdiff_core.sweep import NotebookTask, execute_notebook_task
+    from bumpdiff_core.sweeps.definitions import NotebookTask, execute_notebook_task
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import bumpdiff_core.train as train_module
+import bumpdiff_core.learn.train as train_module
 from bumpdiff_core.config import checkpoint_steps, profile_config
-from bumpdiff_core.store import Run
-from bumpdiff_core.train import Trainer, learning_rate, load_weights
+from bumpdiff_core.runs.store import Run
+from bumpdiff_core.learn.train import Trainer, learning_rate, load_weights
 
 TINY = profile_config("tiny")  # 60 steps, checkpoints at 0, 20, 40, 60
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bumpdiff_core import verdicts as v
-from bumpdiff_core import sensitivity
+from bumpdiff_core.claims import verdicts as v
+from bumpdiff_core.claims import sensitivity
 
 
 def make_table(n_ckpt=12, leave_a=3, cross_r2=5, cross_acc=7, n=100, dims=(6.0, 2.2, 2.0), r2_halfwidth=0.02,

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from synthetic import OVERRIDES, STEPS, config, synthetic_view, write_run
 
-from bumpdiff_core import metrics, store
-from bumpdiff_core.sweep import SWEEPS, Sweep
-from bumpdiff_core.view import RunView, SweepView
+from bumpdiff_core.measure import metrics
+from bumpdiff_core.runs import store
+from bumpdiff_core.sweeps.definitions import SWEEPS, Sweep
+from bumpdiff_core.results.view import RunView, SweepView
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -49,7 +50,7 @@ def test_a_view_reads_each_file_once_and_detects_bumps_once(tmp_path, reads, mon
 
 
 def test_view_values_match_the_stored_run(tmp_path):
-    from bumpdiff_core.evaluate import load_evaluation
+    from bumpdiff_core.results.schema import load_evaluation
 
     run = write_run(tmp_path)
     view = RunView.open(run)
@@ -91,7 +92,7 @@ def test_sweep_view_opens_the_runs_the_sweep_defines(tmp_path, monkeypatch):
     seeds = write_run(tmp_path, seed=3)
     several = Sweep("synthetic-view-seeds", "tiny", overrides=OVERRIDES, increments=(1.0,), figure_seeds=(0, 3))
     assert {k: v.run_id for k, v in SweepView(several).increments().items()} == {1.0: seeds.path.name}
-    from bumpdiff_core.store import StoreError
+    from bumpdiff_core.runs.store import StoreError
 
     with pytest.raises(StoreError, match="not computed"):
         SweepView(Sweep("other", "tiny", overrides={**OVERRIDES, "seed": 5})).main.table
@@ -122,7 +123,7 @@ def test_the_phases_page_reads_each_checkpoint_once(tmp_path, reads, monkeypatch
 
 
 def test_a_table_evaluated_before_the_new_columns_loads_with_nan(tmp_path):
-    from bumpdiff_core.evaluate import METRIC_COLUMNS
+    from bumpdiff_core.results.schema import METRIC_COLUMNS
 
     view = synthetic_view()
     old = view.table[METRIC_COLUMNS[:13]]

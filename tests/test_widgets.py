@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from synthetic import synthetic_view
 
-from bumpdiff_core import figures
-from bumpdiff_core.manifold import align_sequence
+from bumpdiff_core.present import figures
+from bumpdiff_core.measure.manifold import align_sequence
 
 
 def _manifold_points(scrubber):
@@ -39,7 +39,7 @@ def _assert_shows(scrubber, view, step, aligned):
 def test_slider_moves_manifold_and_grid_to_that_checkpoint():
     import plotly.graph_objects as go
 
-    from bumpdiff_core.widgets import Scrubber
+    from bumpdiff_core.present.widgets import Scrubber
 
     view = synthetic_view()
     scrubber = Scrubber(view)
@@ -68,7 +68,7 @@ def test_slider_moves_manifold_and_grid_to_that_checkpoint():
 
 
 def test_live_scrubber_is_a_note_in_the_static_book(monkeypatch):
-    from bumpdiff_core.widgets import STATIC_ENV, Scrubber, live_scrubber
+    from bumpdiff_core.present.widgets import STATIC_ENV, Scrubber, live_scrubber
 
     view = synthetic_view(n=4)
     monkeypatch.setenv(STATIC_ENV, "1")
@@ -81,7 +81,7 @@ def test_live_scrubber_is_a_note_in_the_static_book(monkeypatch):
 def test_a_scrubber_opens_a_stored_run_itself(tmp_path):
     from synthetic import write_run
 
-    from bumpdiff_core.widgets import Scrubber
+    from bumpdiff_core.present.widgets import Scrubber
 
     scrubber = Scrubber(write_run(tmp_path), n=4)
     assert scrubber.steps == scrubber.view.steps and scrubber.n == 4
@@ -96,7 +96,7 @@ def _click(trace, index):
 
 
 def test_a_click_on_a_manifold_point_shows_that_sample_large():
-    from bumpdiff_core.widgets import Scrubber
+    from bumpdiff_core.present.widgets import Scrubber
 
     view = synthetic_view()
     scrubber = Scrubber(view)
@@ -130,7 +130,7 @@ def test_a_click_on_a_manifold_point_shows_that_sample_large():
 
 
 def test_colour_by_position_error():
-    from bumpdiff_core.widgets import Scrubber
+    from bumpdiff_core.present.widgets import Scrubber
 
     view = synthetic_view()
     scrubber = Scrubber(view)
@@ -147,8 +147,8 @@ def test_colour_by_position_error():
 
 
 def test_compare_shows_two_checkpoints_aligned_with_the_clicked_label_in_both():
-    from bumpdiff_core.manifold import align_to
-    from bumpdiff_core.widgets import Scrubber
+    from bumpdiff_core.measure.manifold import align_to
+    from bumpdiff_core.present.widgets import Scrubber
 
     view = synthetic_view()
     scrubber = Scrubber(view)
@@ -174,7 +174,7 @@ def test_compare_shows_two_checkpoints_aligned_with_the_clicked_label_in_both():
 
 
 def test_compare_the_same_checkpoint_of_two_runs():
-    from bumpdiff_core.widgets import Scrubber
+    from bumpdiff_core.present.widgets import Scrubber
 
     view, other = synthetic_view(), synthetic_view()
     other.run_id = "other-run"

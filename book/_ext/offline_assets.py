@@ -1,6 +1,6 @@
 """Serve plotly.js from the book's own site, once, instead of inlining ~4.8 MB into every page.
 
-The figures are written by `bumpdiff_core.figures.use_book_renderer()` without plotly.js; this
+The figures are written by `bumpdiff_core.present.figures.use_book_renderer()` without plotly.js; this
 extension copies `plotly.min.js` from the installed plotly package (so plotly.js always matches
 the plotly.py that drew the figures) into `_static/` and adds a <script> for it to the pages that
 hold a plotly figure. plotly.js >= 3 registers `window.Plotly` and never calls an AMD `define`,

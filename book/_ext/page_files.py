@@ -1,10 +1,10 @@
-"""Sphinx extension of this book: the data files a page offers (`bumpdiff_core.export.download_links`,
+"""Sphinx extension of this book: the data files a page offers (`bumpdiff_core.present.export.download_links`,
 carried inside the executed notebook's outputs) are written into the built site beside the page, so
 the executed notebook is the page's only input and plain links pass the strict build."""
 from pathlib import Path
 
-from bumpdiff_core.atomic import atomic_write_bytes
-from bumpdiff_core.export import page_files_of
+from bumpdiff_core.runs.atomic import atomic_write_bytes
+from bumpdiff_core.present.export import page_files_of
 
 
 def _write_page_files(app, pagename, templatename, context, doctree):

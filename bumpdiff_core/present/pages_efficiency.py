@@ -1,0 +1,212 @@
+"""The sentences of the efficiency page (can x and y be learned separately?), built from measured
+numbers; re-exported by `pages` (kept apart so that neither module grows past a sitting). Each
+takes run views (`view.RunView`), rows of `report.efficiency_row` or tables; none reads a file.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bumpdiff_core.claims import scaling, verdicts
+from bumpdiff_core.measure.generalization import UNSEEN_MIN_DISTANCE
+
+FIG5_PAIR = (0.1, 1.0)   # the imbalanced pair on which the separable model is run
+
+
+def _bullets(lines) -> str:
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def efficiency_table(views: dict) -> pd.DataFrame:
+    """`report.efficiency_row` of each run ({label: RunView}) as a table (one row per run)."""
+    from bumpdiff_core.results.tables import EFFICIENCY_COLUMNS, efficiency_row
+
+    return pd.DataFrame([efficiency_row(v.config, v.table, v.run_id) for v in views.values()],
+                        columns=EFFICIENCY_COLUMNS)
+
+
+def efficiency_predictions(threshold: float = scaling.M_STAR_ACCURACY) -> str:
+    """What result would make each reading fail, stated before the numbers (Markdown)."""
+    k = verdicts.DEFAULT.together_checkpoints
+    return _bullets([
+        f"**Factorized** (x and y learned as two 1D problems, O(2K) examples): it fails if a model trained on "
+        f"`lines` (every x and every y value seen, only 2kK − k² combinations) stays at the memoriser's level on "
+        f"positions ≥ {UNSEEN_MIN_DISTANCE:g} px from every training position, and if the slope of log M* on "
+        f"log K (M*: training positions needed for unseen accuracy ≥ {threshold:g}) has an interval above 1.",
+        "**Coupled** (each (x, y) learned as a whole, O(K²)): it fails if unseen accuracy on `lines` is well "
+        "above the memoriser with an interval that excludes it, or if the M* slope's interval lies below 2.",
+        f"**The Fig. 5 statistic as a test**: it can tell the two apart only if a model that *can* factorize "
+        f"(the separable model) reads differently from the global one (x and y more than {k} checkpoint(s) "
+        f"apart). If both read 'together', the statistic cannot distinguish the hypotheses.",
+    ])
+
+
+def _iv(acc, low, high) -> str:
+    if not math.isfinite(acc):
+        return "not scored (no unseen position)"
+    return f"{acc:.2f} [{low:.2f}, {high:.2f}]" if math.isfinite(low) and math.isfinite(high) else f"{acc:.2f}"
+
+
+def efficiency_summary(table: pd.DataFrame) -> str:
+    """One line per run: positions, seen accuracy, unseen accuracy with its Wilson interval, the
+    memoriser on the same positions, and whether the model beats it (Markdown)."""
+    if table.empty:
+        return "This sweep has no efficiency runs."
+    lines = []
+    for r in table.to_dict("records"):
+        acc, low, high, memo = (_num(r[c]) for c in ("accuracy_unseen", "accuracy_unseen_low",
+                                                      "accuracy_unseen_high", "memoriser_unseen"))
+        if not math.isfinite(acc):
+            verdict = ""
+        elif math.isfinite(low) and math.isfinite(memo) and low > memo:
+            verdict = "; above the memoriser (its interval excludes it)"
+        elif math.isfinite(high) and math.isfinite(memo) and high < memo:
+            verdict = "; below the memoriser"
+        else:
+            verdict = "; not distinguishable from the memoriser"
+        n = _num(r["n_unseen"])
+        lines.append(f"**{r['label']}** ({r['positions']} training positions, step {_num(r['step']):.0f}): seen "
+                     f"{_num(r['accuracy_seen']):.2f}; unseen {_iv(acc, low, high)}"
+                     + (f" on {n:.0f} positions" if math.isfinite(n) and n > 0 else "")
+                     + (f"; memoriser {memo:.2f}" if math.isfinite(memo) else "") + verdict)
+    return _bullets(lines)
+
+
+def separable_vs_global(table: pd.DataFrame) -> str:
+    """Per design that has both models: unseen accuracy of the separable against the global model,
+    and whether their Wilson intervals overlap (Markdown)."""
+    lines = []
+    keyed = {}
+    for r in table.to_dict("records"):
+        design = r["label"].split(" · ")[0]
+        keyed.setdefault(design, {})[r["conditioning"]] = r
+    for design, models in keyed.items():
+        if not {"global", "separable"} <= set(models):
+            continue
+        g, s = models["global"], models["separable"]
+        ga, sa = _num(g["accuracy_unseen"]), _num(s["accuracy_unseen"])
+        if not (math.isfinite(ga) and math.isfinite(sa)):
+            lines.append(f"{design}: unseen accuracy not scored for both models")
+            continue
+        apart = _num(s["accuracy_unseen_low"]) > _num(g["accuracy_unseen_high"]) or \
+            _num(g["accuracy_unseen_low"]) > _num(s["accuracy_unseen_high"])
+        word = ("higher" if sa > ga else "lower" if sa < ga else "equal") if apart else "within the other's interval"
+        lines.append(f"{design}: separable {_iv(sa, _num(s['accuracy_unseen_low']), _num(s['accuracy_unseen_high']))} "
+                     f"vs global {_iv(ga, _num(g['accuracy_unseen_low']), _num(g['accuracy_unseen_high']))}: "
+                     f"separable {word}" + ("" if apart else " (the intervals overlap: no difference shown)"))
+    return _bullets(lines) if lines else "No design was run with both models."
+
+
+def fig5_views(efficiency: dict, pairs: dict, pair=FIG5_PAIR):
+    """(separable view, global view) of the Fig. 5 pair `pair` = (dx, dy): the separable model
+    among the efficiency runs, the global one among the sweep's pair runs (lowest seed); None
+    for a model without such a run. `efficiency`: {label: view}; `pairs`: {(dx, dy, seed): view}."""
+    sep = next((v for v in efficiency.values() if v.config.conditioning == "separable" and v.config.design == "grid"
+                and (v.config.increment_x, v.config.increment_y) == tuple(pair)), None)
+    glob = [pairs[k] for k in sorted(pairs) if (k[0], k[1]) == tuple(pair) and pairs[k].config.conditioning == "global"]
+    return sep, (glob[0] if glob else None)
+
+
+def _coupling_row(table: pd.DataFrame, pair) -> dict:
+    """One run through the Fig. 5 statistic (`verdicts.coupling_reading`, the claim's own code):
+    verdict reproduced = together, not reproduced = one axis first; detail its reading."""
+    from bumpdiff_core.claims.controls import _reading_text
+
+    r = verdicts.coupling_reading(table, verdicts.DEFAULT)
+    verdict = {verdicts.PASS: verdicts.REPRODUCED, verdicts.FAIL: verdicts.NOT_REPRODUCED}.get(r["reading"], verdicts.UNDECIDED)
+    return {"verdict": verdict, "detail": f"dx {pair[0]:g}, dy {pair[1]:g}: {_reading_text(r)}"}
+
+
+def fig5_control(separable_table, global_table, pair=FIG5_PAIR) -> str:
+    """The Fig. 5 coupling statistic (`verdicts`, the same code as the Fig. 5 claim) on the
+    separable and on the global model at dx, dy = `pair`, and what the pair of readings means
+    (Markdown). 'together' = the claim's `reproduced`."""
+    if separable_table is None or global_table is None:
+        missing = [n for n, t in (("separable", separable_table), ("global", global_table)) if t is None]
+        return f"The Fig. 5 control needs both models at dx = {pair[0]:g}, dy = {pair[1]:g}; missing: {', '.join(missing)}."
+    rows = {"separable": _coupling_row(separable_table, pair), "global": _coupling_row(global_table, pair)}
+    reads = {m: ("together" if r["verdict"] == verdicts.REPRODUCED else
+                 "apart" if r["verdict"] == verdicts.NOT_REPRODUCED else r["verdict"]) for m, r in rows.items()}
+    lines = [f"**{m}** model: reads **{reads[m]}**. {rows[m]['detail']}" for m in ("separable", "global")]
+    if reads["separable"] == reads["global"] == "together":
+        lines.append("Both read 'together': on these runs the Fig. 5 statistic **cannot tell the hypotheses apart** "
+                     "(a model built to factorize reads as coupled too), so 'together' on the global model is no "
+                     "evidence of coupling.")
+    elif reads["separable"] == "apart" and reads["global"] == "together":
+        lines.append("The separable model reads 'apart' and the global one 'together': the statistic can detect "
+                     "factorized learning, and the global model does not show it.")
+    else:
+        lines.append(f"Separable: {reads['separable']}; global: {reads['global']}. The statistic does not give the "
+                     "clean contrast a positive control needs; read both rows above.")
+    return _bullets(lines)
+
+
+def sweep_estimate(sweep) -> dict:
+    """`scaling.estimate` of a sweep: its static runs plus the expected bisection steps."""
+    ladder_list = [(lad, [s.config for s in sweep.ladder_runs(lad)]) for lad in sweep.ladders]
+    return scaling.estimate([s.config for s in sweep.runs()], ladder_list=ladder_list)
+
+
+def measured_sentence(est: dict, measured: dict = scaling.MEASURED_SMALL) -> str:
+    """How long the measured slice took against its estimate, and what that makes of `est`."""
+    ratio = measured["wall_seconds"] / measured["estimated_wall_seconds"]
+    return (f"Measured once ({measured['date']}): `{measured['sweep']}` (K = 8, 12, 16, seed 0; its "
+            f"{measured['runs']} runs are runs of `efficiency-full`) took {measured['wall_seconds'] / 60:.0f} min on 2 "
+            f"cores of a machine that trains at {measured['img_per_s']} img/s, {ratio:.1f}× its estimate; at that "
+            f"ratio this sweep takes about {est['wall_seconds'] * ratio / 3600:.0f} h there.")
+
+
+def scaling_section(report) -> str:
+    """The data-scaling section from `report.sweep_report("efficiency-full")`: the fitted slopes
+    when its runs exist, otherwise how to produce them and the estimated time (Markdown)."""
+    from bumpdiff_core.sweeps.definitions import get_sweep
+
+    sweep = get_sweep(report.sweep)
+    est = sweep_estimate(sweep)
+    sizes = sorted({lad.k for lad in sweep.ladders}) or list(scaling.SCALING_SIZES)
+    seeds = sorted({lad.seed for lad in sweep.ladders}) or list(scaling.SCALING_SEEDS)
+    budgets = ", ".join(f"K = {k}: {scaling.step_budget(k)} steps" for k in sizes)
+    head = (f"`{sweep.name}`: about {est['runs']} runs (K = {', '.join(map(str, sizes))}; seeds "
+            f"{', '.join(map(str, seeds))}; random and lines ladders; global and separable; a "
+            f"full-grid reference per K). Step budgets: {budgets}. M* = smallest training set whose final unseen "
+            f"accuracy reaches {scaling.M_STAR_ACCURACY:g}, found by bisection over a geometric ladder of sizes (resolution one "
+            f"rung; bisection assumes passing is monotone in the size).")
+    if not report.runs:
+        return (head + f"\n\nNone of its runs is finished here. Produce them with `bumpdiff sweep {sweep.name}` "
+                f"(add `--scheduler tcp://HOST:8786` for a Dask cluster), then `bumpdiff report {sweep.name} --json`. "
+                f"Estimated time on 2 cores: {est['wall_seconds'] / 3600:.1f} h ({est['run_seconds'] / 3600:.1f} "
+                f"CPU-hours) from per-step costs measured on a machine that trains at 1140 img/s. "
+                + measured_sentence(est))
+    lines = [f"{f['design']} · {f['model']}: " + (f"slope {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}]"
+                                                   if math.isfinite(_num(f['slope'])) else "no slope")
+             + f" ({f['detail']})" for f in report.fits]
+    done = (f"{len(report.runs)} runs finished (about {est['runs']} expected)"
+            + (f"; {len(report.missing)} still to train (references and next bisection steps)" if report.missing else ""))
+    out = head + f"\n\n{done}. Slopes of log M* on log K (1: factorized, 2: coupled):\n" + _bullets(lines or ["no fit"])
+    if len(report.m_star):
+        from bumpdiff_core.present.report import _md_table
+
+        table = report.m_star[["design", "model", "K", "seed", "m_star", "reference_accuracy", "detail"]]
+        out += "\n\nM* per ladder (blank: not found; the detail says why):\n\n" + _md_table(table)
+    return out + "\n\n" + measured_sentence(est)
+
+
+def fig5_control_of(runs, pair=FIG5_PAIR) -> str:
+    """`fig5_control` for a `view.SweepView`: its separable efficiency run and global pair run."""
+    separable, global_ = fig5_views(runs.efficiency(), runs.pairs(), pair)
+    return fig5_control(None if separable is None else separable.table, None if global_ is None else global_.table, pair)
+
+
+def compose_sentence(judgement) -> str:
+    """The `lines` claim and the Fig. 5 claim with their positive controls, in two bullets (Markdown)."""
+    rows = judgement.table.set_index("claim")
+    return _bullets([f"**{rows.loc[verdicts.CLAIMS[k], 'verdict']}** — {verdicts.CLAIMS[k]}: "
+                     f"{rows.loc[verdicts.CLAIMS[k], 'detail']}" for k in ("compose", "fig5_coupling")])
