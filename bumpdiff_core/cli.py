@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -54,7 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="a sweep's claims and runs from its finished runs (never trains); "
                                       "exit 3 when some runs are not finished")
     r.add_argument("sweep", help="a sweep name (see bumpdiff_core.sweeps.definitions.SWEEPS)")
-    r.add_argument("--json", action="store_true", help="one strict JSON object instead of Markdown")
+    fmt = r.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one strict JSON object instead of Markdown")
+    fmt.add_argument("--markdown", action="store_true",
+                     help="Markdown (the default), e.g. `bumpdiff report book-quick --markdown > RESULTS.md`")
 
     x = sub.add_parser("export", help="write a finished run's figure data (metrics, losses, embeddings) as CSV")
     x.add_argument("run_dir")

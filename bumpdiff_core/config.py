@@ -193,6 +193,9 @@ class RunConfig:
     ema_decay: float = param(0.0, "0 = no EMA; evaluation uses EMA weights when on", ge(0), lt(1))
     steps: int = param(1500, "training steps", ge(1), le(10_000_000))
     seed: int = param(0, "initial weights, batches and noise", *_SEED)
+    precision: str = param("fp32", "training arithmetic: fp32, or bf16 (autocast of the forward pass to bfloat16; "
+                           "weights, optimizer and evaluation stay fp32)", one_of("fp32", "bf16"),
+                           hash_if_default=False)
     # --- checkpoint schedule: every `dense_every` steps up to `dense_until`, then log-spaced ----
     checkpoint_dense_every: int = param(100, "dense checkpoint spacing", ge(1), le(10_000_000))
     checkpoint_dense_until: int = param(1200, "last dense checkpoint", ge(0), le(10_000_000))

@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 
 from bumpdiff_core.present import report
+from bumpdiff_core.results import tables as tables_mod
 from bumpdiff_core.claims import scaling
-from bumpdiff_core.sweeps.definitions import SWEEPS, Sweep, run_sweep
+from bumpdiff_core.execute.sweep_run import run_sweep
+from bumpdiff_core.sweeps.definitions import SWEEPS, Sweep
 
 
 def _bisect(n: int, first_pass: int):
@@ -75,9 +77,10 @@ def _table(config) -> pd.DataFrame:
 
 @pytest.fixture
 def fake_store(monkeypatch):
-    """`report._finished_table` answers from `done` ({run_id: config}); the serial executor
+    """`results.tables.finished_table` answers from `done` ({run_id: config}); the serial executor
     'trains' a run by adding it to `done` (or fails the run ids in `broken`)."""
-    from bumpdiff_core.sweeps import definitions as sweep_module
+    from bumpdiff_core.execute import sweep_run as sweep_module
+    from bumpdiff_core.results import tables as tables_module
     from bumpdiff_core.config import profile_config
     from bumpdiff_core.execute.notebooks import _record
 
@@ -99,7 +102,7 @@ def fake_store(monkeypatch):
         def close(self):
             pass
 
-    monkeypatch.setattr(report, "_finished_table", finished)
+    monkeypatch.setattr(tables_module, "finished_table", finished)
     monkeypatch.setattr(sweep_module, "SerialExecutor", FakeExecutor)
     return done, broken, executed
 
@@ -139,7 +142,7 @@ def test_sweep_bisects_until_every_ladder_is_decided(tmp_path, fake_store):
 
 def test_a_failed_rung_stops_its_ladder_and_is_reported(tmp_path, fake_store):
     done, broken, executed = fake_store
-    first = report.next_ladder_runs(SMALL)[0]
+    first = tables_mod.next_ladder_runs(SMALL)[0]
     broken.add(first.run_id)
     code, timings = _sweep(tmp_path)
     assert code == 1 and executed.count(first.run_id) == 1             # tried once, not in a loop

@@ -327,3 +327,16 @@ def test_clicking_a_manifold_point_in_the_book_shows_its_sample(browser, site, v
         (Path(os.environ["BUMPDIFF_SHOTS"]) / "book_phases_after_click.png").write_bytes(base64.b64decode(shot["data"]))
     errors = [e["exceptionDetails"].get("text") for e in browser.drain("Runtime.exceptionThrown")]
     assert not errors, errors
+
+
+def test_each_page_reads_only_runs_of_the_roles_it_declares(tiny_book):
+    """The sweep logs the runs each page opens (runs.store.completed_run); every one of them is
+    among the page's declared inputs, so a page is never judged fresh while a run it read changed."""
+    from bumpdiff_core.sweeps.definitions import get_sweep
+
+    for page in get_sweep("book-tiny").page_specs():
+        log = tiny_book.book / "generated" / ".reads" / f"{page.name}.txt"
+        read = set(log.read_text().split()) if log.exists() else set()
+        declared = {s.run_id for s in page.needs}
+        assert read <= declared, (page.name, read - declared)
+        assert bool(read) == bool(declared), page.name

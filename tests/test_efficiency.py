@@ -14,7 +14,9 @@ import pytest
 from synthetic import OVERRIDES, write_run
 
 from bumpdiff_core.learn import data
-from bumpdiff_core.present import figures, pages, report
+from bumpdiff_core.present import figures, report
+from bumpdiff_core.present import pages_efficiency as pages
+from bumpdiff_core.results import tables
 from bumpdiff_core.claims import scaling, verdicts
 from bumpdiff_core.config import profile_config
 from bumpdiff_core.measure.generalization import unseen_positions
@@ -103,13 +105,13 @@ def test_report_fits_for_a_scaling_sweep():
         else:
             size = scaling.design_size(c.design, c.image_size, c.design_count if c.design == "random" else c.design_lines)
             tables[spec.run_id] = pd.DataFrame({"step": [c.steps], "accuracy_unseen": [0.9 if size >= 2 * c.image_size else 0.2]})
-    fits = report.scaling_fits(sweep, tables)
+    fits = scaling.scaling_fits(sweep, tables)
     assert {(f["design"], f["model"]) for f in fits} == {("random", "global"), ("lines", "global")}
     for f in fits:
         assert set(f) == set(report.FIT_COLUMNS)
         if f["slope"] == f["slope"]:
             assert f["low"] <= f["slope"] <= f["high"]
-    assert report.scaling_fits(SWEEPS["book-quick"], tables) == []
+    assert scaling.scaling_fits(SWEEPS["book-quick"], tables) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,10 +128,10 @@ def _eff_table(acc_unseen=0.5, n=40, with_interval=True, memo=0.0):
 
 def test_efficiency_row_fills_a_wilson_interval_when_the_table_has_none():
     c = profile_config("quick", {"design": "lines", "design_lines": 2})
-    row = report.efficiency_row(c, _eff_table(with_interval=False), "abc")
+    row = tables.efficiency_row(c, _eff_table(with_interval=False), "abc")
     assert row["label"] == "lines k=2 · global" and row["positions"] == 60 and row["step"] == 1500
     assert row["accuracy_unseen_low"] < 0.5 < row["accuracy_unseen_high"]
-    old = report.efficiency_row(c, pd.DataFrame({"step": [0, 10], "accuracy": [0.1, 0.9]}))  # an old run
+    old = tables.efficiency_row(c, pd.DataFrame({"step": [0, 10], "accuracy": [0.1, 0.9]}))  # an old run
     assert old["accuracy_seen"] == 0.9 and math.isnan(old["accuracy_unseen"]) and math.isnan(old["memoriser_unseen"])
     md = report.efficiency_markdown([row, old])
     assert "0.50 [" in md and "| lines k=2 · global | 60 | 1500 |" in md and "—" in md
@@ -152,7 +154,7 @@ def test_report_json_has_an_efficiency_section(tmp_path):
     obj = json.loads(rep.to_json())
     assert [r["conditioning"] for r in obj["efficiency"]] == ["global", "separable"]
     for r in obj["efficiency"]:
-        assert set(r) == set(report.EFFICIENCY_COLUMNS)
+        assert set(r) == set(tables.EFFICIENCY_COLUMNS)
         assert r["accuracy_unseen_low"] <= r["accuracy_unseen"] <= r["accuracy_unseen_high"]
         assert r["memoriser_unseen"] == 0.0 and r["design"] == "lines"
     assert "## Efficiency" in rep.to_markdown()
@@ -197,8 +199,8 @@ def test_figure_builders_on_synthetic_arrays():
 
 def test_page_sentences():
     rows = pd.DataFrame([
-        report.efficiency_row(profile_config("quick", {"design": "lines"}), _eff_table(0.6, memo=0.0)),
-        report.efficiency_row(profile_config("quick", {"design": "lines", "conditioning": "separable"}), _eff_table(0.95)),
+        tables.efficiency_row(profile_config("quick", {"design": "lines"}), _eff_table(0.6, memo=0.0)),
+        tables.efficiency_row(profile_config("quick", {"design": "lines", "conditioning": "separable"}), _eff_table(0.95)),
     ])
     text = pages.efficiency_summary(rows)
     assert "**lines k=2 · global** (60 training positions, step 1500): seen 0.97; unseen 0.60 [0.50, 0.70] on 40 " \

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from synthetic import OVERRIDES, write_run
 
-from bumpdiff_core.sweeps.definitions import ALL_PAGES, KERNEL_NAME, SWEEPS, TRAIN_NOTEBOOK, Sweep
+from bumpdiff_core.execute.notebooks import KERNEL_NAME
+from bumpdiff_core.sweeps.definitions import ALL_PAGES, SWEEPS, TRAIN_NOTEBOOK, Sweep
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))

@@ -34,13 +34,6 @@ def test_phase_profile_names_phases_never_reached():
     assert "- never reached in this run: B, C" in pages.phase_profile_summary(table)
 
 
-def test_verdict_counts():
-    view = synthetic_view(n=4)
-    verdicts = pd.DataFrame({"verdict": ["reproduced", "reproduced", "partly"]})
-    assert pages.verdict_counts("tiny", view.config, verdicts) == \
-        "Profile **tiny** (16×16, 40 steps, seed 0): 2 reproduced, 1 partly."
-
-
 def test_phase_boundaries_summary():
     bounds = pd.DataFrame({"increment": [0.5, 1.0, 2.0], "run": [0, 0, 0], "step_A_to_B": [100, 100, 200],
                            "step_B_to_C": [300, 500, np.nan], "final_accuracy": [0.9, 0.8, 0.1],
@@ -59,18 +52,6 @@ def test_phase_boundaries_summary():
     assert text.splitlines()[0] == "- 4 of 6 runs (increment × seed) reached phase C within 1500 steps."
     assert "at step 400 for increment 0.5 and at step 600 for increment 1 (mean over seeds)" in text
     assert "Trend" not in text
-
-
-def test_coupling_summary():
-    steps = [0, 100, 200, 300]
-    base = {c: [0.0] * 4 for c in ["r2_x", "r2_y", "r2_x_raw", "r2_y_raw"]}
-    together = pd.DataFrame({"step": steps, "accuracy_x": [0, 0.6, 1, 1], "accuracy_y": [0, 0.6, 1, 1], **base})
-    x_first = pd.DataFrame({"step": steps, "accuracy_x": [0, 0.6, 1, 1], "accuracy_y": [0, 0, 0.6, 1], **base})
-    text = pages.coupling_summary({(0.1, 1.0, 0): together, (0.1, 1.0, 1): x_first})
-    lines = text.splitlines()
-    assert lines[0] == "Checkpoint interval: 100 steps; 2 seed(s) per pair."
-    assert lines[1] == "- dx = 0.1, dy = 1, accuracy: gap y − x at 50%: +50 steps ± 71; 90%: +50 steps ± 71"
-    assert "r2 (raw): gap y − x at 50%: never crossed by both" in lines[2]
 
 
 def test_data_sizes():

@@ -19,11 +19,12 @@ import pytest
 
 from reliability_support import REPO, assert_same_as_reference, env_for
 
-sweep = pytest.importorskip("bumpdiff_core.sweeps.definitions")
+notebooks = pytest.importorskip("bumpdiff_core.execute.notebooks")
 
 SWEEP_COMMAND = (
     "import sys\n"
-    "from bumpdiff_core import cli, sweep\n"
+    "from bumpdiff_core import cli\n"
+    "from bumpdiff_core.sweeps import definitions as sweep\n"
     "sweep.SWEEPS['reliability-tiny'] = sweep.Sweep('reliability-tiny', 'tiny', description='one tiny run')\n"
     "sys.exit(cli.main(['sweep', 'reliability-tiny', '--serial', '--out', sys.argv[1]]))\n"
 )
@@ -79,13 +80,13 @@ def test_sweep_killed_mid_notebook_is_finished_by_two_dask_workers_and_a_rerun(t
     assert not page.exists()  # no half-executed page where the book looks
 
     # 2. two Dask workers execute the run's notebook at the same time
-    tasks = [sweep.NotebookTask("run", tiny_run.path.name, str(REPO / "notebooks" / "train_and_evaluate.ipynb"),
-                                str(tmp_path / f"worker{i}.ipynb"), {"profile": "tiny", "overrides": {}, "threads": 1},
-                                str(root), str(REPO / "notebooks"), [str(run_path / "COMPLETE")])
+    tasks = [notebooks.NotebookTask("run", tiny_run.path.name, str(REPO / "notebooks" / "train_and_evaluate.ipynb"),
+                                    str(tmp_path / f"worker{i}.ipynb"), {"profile": "tiny", "overrides": {}, "threads": 1},
+                                    str(root), str(REPO / "notebooks"), [str(run_path / "COMPLETE")])
              for i in range(2)]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
-        records = client.gather([client.submit(sweep.execute_notebook_task, t, pure=False) for t in tasks])
+        records = client.gather([client.submit(notebooks.execute_notebook_task, t, pure=False) for t in tasks])
     assert [r["status"] for r in records] == ["ok", "ok"], records
     texts = [_notebook_text(t.output) for t in tasks]
     assert sum("waiting: " in t for t in texts) == 1, texts  # one waited for the other ...

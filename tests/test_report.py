@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bumpdiff_core.present import report
-from bumpdiff_core.claims import verdicts
+from bumpdiff_core.claims import scaling, verdicts
 from bumpdiff_core.sweeps.definitions import Sweep, get_sweep
 
 from test_verdicts import make_table
@@ -85,7 +85,7 @@ def test_unfinished_runs_are_missing_and_nothing_trains(fake_root):
 
 def test_cli_report(fake_root, monkeypatch, capsys):
     from bumpdiff_core import cli
-    from bumpdiff_core.sweeps import definitions
+    from bumpdiff_core.sweeps import definitions as sweep
 
     monkeypatch.setenv("BUMPDIFF_DATA", str(fake_root))
     monkeypatch.setitem(sweep.SWEEPS, SWEEP.name, SWEEP)
@@ -116,7 +116,7 @@ def test_report_on_the_tiny_run(tiny_run):
 
 
 def test_scaling_fits_hook_is_empty_without_scaling_runs():
-    assert report.scaling_fits(get_sweep("book-quick"), {}) == []
+    assert scaling.scaling_fits(get_sweep("book-quick"), {}) == []
 
 
 def test_report_json_properties_on_a_hand_made_sweep(fake_root):

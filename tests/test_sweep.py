@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from bumpdiff_core.config import ConfigError, profile_config
-from bumpdiff_core.sweeps.definitions import SWEEPS, Sweep, run_sweep, toc_yaml
+from bumpdiff_core.execute.sweep_run import run_sweep
+from bumpdiff_core.sweeps.definitions import SWEEPS, Sweep, toc_yaml
 from reliability_support import wait_or_kill
 
 BIN = Path(sys.executable).parent
@@ -298,7 +299,7 @@ def test_rerun_reuses_finished_notebooks_and_retries_the_failed_one(three_ways):
 def test_an_executed_notebook_is_reused_only_while_it_is_current(tmp_path):
     import nbformat
 
-    from bumpdiff_core.sweeps.definitions import NotebookTask, is_fresh
+    from bumpdiff_core.execute.notebooks import NotebookTask, is_fresh
 
     source, output, marker = tmp_path / "src.ipynb", tmp_path / "out.ipynb", tmp_path / "COMPLETE"
     nbformat.write(nbformat.v4.new_notebook(), source)
@@ -377,7 +378,7 @@ def test_kernels_run_single_threaded_without_dasks_malloc_setting(tmp_path, monk
     half its CPU time in page faults. Kernels must not inherit it, and run one thread each."""
     import nbformat
 
-    from bumpdiff_core.sweeps.definitions import NotebookTask, execute_notebook_task
+    from bumpdiff_core.execute.notebooks import NotebookTask, execute_notebook_task
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
@@ -392,3 +393,65 @@ def test_kernels_run_single_threaded_without_dasks_malloc_setting(tmp_path, monk
     assert record["status"] == "ok", record
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert out.cells[-1].outputs[0]["text"].strip() == "None 1"
+
+
+# --- a page's inputs are the runs of the roles it reads; its freshness follows from them --------
+
+def _fresh_pages(sweep, out, data):
+    from bumpdiff_core.execute.notebooks import is_fresh
+    from bumpdiff_core.execute.sweep_run import NOTEBOOKS_DIR, _tasks
+
+    _, page_tasks = _tasks(sweep, out, NOTEBOOKS_DIR, data)
+    return {task.name: is_fresh(task) for task, _ in page_tasks}, page_tasks
+
+
+def test_changing_one_input_run_makes_exactly_its_readers_stale(tmp_path):
+    import os
+    import time
+
+    import nbformat
+
+    from bumpdiff_core.execute.sweep_run import NOTEBOOKS_DIR, _tasks
+    from bumpdiff_core.runs.store import RunLayout
+    from bumpdiff_core.sweeps.definitions import PAGE_ROLES, get_sweep
+
+    sweep, out, data = get_sweep("book-tiny"), tmp_path / "out", tmp_path / "data"
+    now = time.time()
+    for spec in sweep.runs():  # every run "finished" a while ago
+        marker = RunLayout.of(spec.run_id, data).complete_path
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("done")
+        os.utime(marker, (now - 100, now - 100))
+    _, page_tasks = _tasks(sweep, out, NOTEBOOKS_DIR, data)
+    for task, _ in page_tasks:  # every page executed after them, with its own parameters
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["papermill"] = {"end_time": "2026-12-05", "exception": None, "parameters": task.parameters}
+        Path(task.output).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, task.output)
+        os.utime(task.output, (now + 100, now + 100))
+    fresh, _ = _fresh_pages(sweep, out, data)
+    assert all(fresh.values()), fresh
+
+    pages = {p.name: p for p in sweep.page_specs()}
+    for role, spec in [("efficiency", sweep.efficiency_runs()[0]), ("increments", sweep.increment_runs()[0]),
+                       ("default", sweep.main_run())]:
+        os.utime(RunLayout.of(spec.run_id, data).complete_path, (now + 200, now + 200))  # recomputed
+        fresh, _ = _fresh_pages(sweep, out, data)
+        stale = {name for name, ok in fresh.items() if not ok}
+        readers = {name for name, page in pages.items() if spec.run_id in {s.run_id for s in page.needs}}
+        assert stale == readers, (role, stale, readers)
+        assert readers and readers != set(pages), role  # some pages read it, not all
+        assert all(role in PAGE_ROLES[name] or spec.run_id in {s.run_id for s in sweep.role_runs(r)
+                                                               for r in PAGE_ROLES[name]} for name in readers)
+        for task, _ in _tasks(sweep, out, NOTEBOOKS_DIR, data)[1]:  # rebuild them: fresh again
+            os.utime(task.output, (now + 300, now + 300))
+        now += 300
+
+
+def test_page_roles_are_declared_for_every_page_and_name_known_roles():
+    from bumpdiff_core.sweeps.definitions import PAGE_ROLES, PAGE_TITLES, ROLES, Sweep
+
+    assert set(PAGE_ROLES) == set(PAGE_TITLES)
+    assert all(set(roles) <= set(ROLES) for roles in PAGE_ROLES.values())
+    with pytest.raises(Exception, match="role"):
+        Sweep("x", "tiny").role_runs("nonsense")

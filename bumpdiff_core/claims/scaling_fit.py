@@ -175,7 +175,9 @@ def _json_number(v):
 class ScalingFit:
     """One model's joint fit (a, b, c; γ = -c/b with its bootstrap interval) and the verdict, plus
     per-K M50: m50_by_k[K] = (m50, low, high, bound); bound is None for a crossing K, else the
-    censoring bound ("> M_max" / "<= M_min") with m50, low, high None."""
+    censoring bound ("> M_max" / "<= M_min") with m50, low, high None. An interval end is ±inf
+    when too many resamples had no M50. n_networks: (seed, K) pairs; n_positions: (seed, K,
+    position) units; n_rows: outcome rows, all of them in the joint fit."""
     model: str
     gamma: float
     low: float
@@ -230,6 +232,10 @@ def fit_scaling(outcomes: pd.DataFrame, model=None, n_boot: int = N_BOOT, seed: 
     """The joint fit, per-K M50s and the `VERDICT_RULE` verdict for one model (`model`; may be
     omitted when `outcomes` hold one). ValueError when fewer than `MIN_K` K values have outcomes
     with both passes and fails, or when accuracy does not rise with M (b <= 0: no M50)."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot={n_boot!r} is out of range: an integer n_boot ≥ 1")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} is out of range: 0 < level < 1")
     model, df = _checked(outcomes, model)
     mixed = sorted(int(k) for k, g in df.groupby("K")["correct"] if 0 < g.sum() < len(g))
     design = _Design(df)

@@ -287,11 +287,6 @@ def judge(tables: dict, tuned_seeds=TUNED_SEEDS, increments: dict | None = None,
     return Judgement(pd.DataFrame(rows, columns=CLAIM_COLUMNS), used, left, note)
 
 
-def claim_table(tables: dict, **kwargs) -> pd.DataFrame:
-    """`judge(...).table`."""
-    return judge(tables, **kwargs).table
-
-
 # ---------------------------------------------------------------------------------------------
 # public pieces for pages and figures (the same rules as the claims above)
 # ---------------------------------------------------------------------------------------------

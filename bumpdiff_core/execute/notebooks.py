@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bumpdiff_core.runs.store import READ_LOG_ENV
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # bumpdiff_core/
 KERNEL_NAME = "bumpdiff"
 
@@ -90,6 +92,12 @@ def _hide_default_parameters(path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
+def reads_log(task: NotebookTask) -> Path:
+    """Where a page task logs the run ids it opened: `<out>/generated/.reads/<page>.txt`."""
+    output = Path(task.output)
+    return output.parent / ".reads" / f"{output.stem}.txt"
+
+
 def _record(task: NotebookTask, status: str, error: str | None = None) -> dict:
     """What one task reports: status is ok, reused, failed or skipped."""
     return {"kind": task.kind, "name": task.name, "run_id": task.name if task.kind == "run" else None,
@@ -119,6 +127,11 @@ def execute_notebook_task(task: NotebookTask) -> dict:
         # turns off glibc's adaptive mmap threshold, so every large tensor is mmapped and faulted
         # in afresh: half of training's CPU time went to the kernel (sys) and runs took 2.5x longer
         env.pop("MALLOC_TRIM_THRESHOLD_", None)
+        if task.kind == "page":  # which runs the page really opens (runs.store.completed_run)
+            reads = reads_log(task)
+            reads.parent.mkdir(parents=True, exist_ok=True)
+            reads.unlink(missing_ok=True)
+            env[READ_LOG_ENV] = str(reads)
         cmd = [sys.executable, "-m", "papermill", task.source, str(partial), "-k", KERNEL_NAME,
                "--cwd", task.cwd, "-y", json.dumps(task.parameters), "--no-progress-bar",
                "--log-level", "ERROR"]

@@ -5,7 +5,7 @@ import numpy as np
 
 from bumpdiff_core.config import ConfigError, RunConfig
 from bumpdiff_core.measure.evaluate import evaluate_run
-from bumpdiff_core.runs.store import Run, RunLayout, StoreError
+from bumpdiff_core.runs.store import Run
 from bumpdiff_core.learn.train import Trainer
 
 

@@ -176,7 +176,10 @@ class Trainer:
             images, labels = images.to(self.device), labels.to(self.device)
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(c, self.step)
-            loss = epsilon_loss(self.model, self.schedule, images, labels, gen)
+            # bf16: faster on CPUs with native bf16 (AMX) and on GPUs; the loss and the update stay fp32
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16"):
+                loss = epsilon_loss(self.model, self.schedule, images, labels, gen)
+            loss = loss.float()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             fault_point("step", str(self.step))

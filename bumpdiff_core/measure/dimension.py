@@ -3,25 +3,42 @@
 Why a null: the evaluation labels are drawn from the integer grid of the image (quick profile:
 100 of the 256 positions of a 16 x 16 grid). Many points then have two or more neighbours at
 exactly the same label distance, so the ratio r2 / r1 that TwoNN (Facco et al. 2017) reads is
-often exactly 1 or sqrt(2) instead of being Pareto-distributed, and TwoNN, calibrated on
-uniform continuous coordinates, reads a noiseless smooth 2D sheet through these labels as
-~4.6 and the same sheet with modest noise as ~10. A fixed threshold ("2D when below 3") is
-therefore meaningless on grid labels. This module
+often exactly 1 or sqrt(2) instead of being Pareto-distributed: TwoNN, calibrated on uniform
+continuous coordinates, reads a *noiseless* smooth 2D sheet through these labels as ~4.5 (4.1
+for the flat grid itself, 2.0 for the same sheet on continuous labels) and climbs fast with
+noise. A fixed threshold ("2D when below 3") is therefore meaningless on grid labels. This
+module
 
 - estimates the dimension with `mle_dimension` (Levina & Bickel 2005, "Maximum likelihood
   estimation of intrinsic dimension", NIPS 17, averaged over k = 5..10 with the MacKay &
   Ghahramani 2005 correction): it uses the k nearest neighbours, so grid ties at the first
-  one or two ranks matter much less than for TwoNN;
+  one or two ranks matter much less than for TwoNN (flat grid 2.29, smooth sheets 2.3-2.6);
 - measures the representation's noise relative to its neighbour spacing (`noise_level`, from
   two draws of the same labels with different noise seeds);
 - builds the distribution of the same estimator on smooth random 2D sheets through the same
   labels with the same relative noise (`sheet_null` -> `NullBand`), and judges an estimate
   against its 95 % band (`judge_dimension`). `sheet_null(..., estimator="twonn")` gives TwoNN
-  its own null, so both estimators can be shown side by side, each judged fairly.
+  its own null, so both estimators can be shown side by side, each judged fairly;
+- `sheet_scale` measures how curved a representation is (the length scale of the best-fitting
+  Gaussian-kernel sheet), for a null matched to it.
 
-Pure numpy (no other bumpdiff_core module). Distances are Euclidean, from one n x n Gram
-matrix per call (cost O(n^2 D)); one `sheet_null` call with the default 200 draws takes well
-under a second for 100 labels x 512 dims.
+Measured on the quick profile's labels (tests/test_dimension.py; default null, noise measured
+by `noise_level` on two noisy draws):
+
+  noise   null MLE band   polynomial sheet   3D blob        null TwoNN band   sheet   blob
+  0.1     [1.98, 2.67]    2.28  2D           3.29  not 2D   [1.61, 4.91]      3.87    4.02 (2D!)
+  0.2     [2.19, 2.74]    2.34  2D           3.93  not 2D   [1.90, 5.12]      4.08    5.40
+  0.4     [2.53, 3.07]    2.57  2D           6.22  not 2D   [2.64, 5.93]      4.90    10.5
+  isotropic Gaussian noise 100 x 512: MLE 81, TwoNN 96.
+
+TwoNN's own null is so wide on grid labels that it cannot tell the 3D blob from a sheet at
+noise 0.1; MLE can. The band's position depends on the sheets' curvature more than on the
+draw-to-draw scatter (see `sheet_null`): a representation more curved than the default range
+(a bump image of sigma 1 px in pixel space: MLE 3.9) needs a null matched with `sheet_scale`.
+
+Pure numpy and scipy (no other bumpdiff_core module). Distances are Euclidean (scipy pdist, cost
+O(n^2 D)); `mle_dimension` takes ~1 ms and one `sheet_null` call with the default 200 draws
+~0.5-0.7 s of one core for 100 labels x 512 dims.
 """
 from __future__ import annotations
 
@@ -29,13 +46,13 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 import numpy as np
+from scipy.spatial.distance import pdist, squareform
 
 __all__ = ["mle_dimension", "twonn_dimension", "noise_level", "sheet_null", "NullBand",
            "judge_dimension", "neighbour_pairs", "sheet_scale", "ESTIMATORS",
            "DEFAULT_LENGTH_SCALE"]
 
 # two points closer than this fraction of the RMS distance to the centroid count as duplicates
-# (the Gram matrix leaves ~1e-8 relative rounding in a distance that should be exactly 0)
 _DUPLICATE_TOL = 1e-6
 
 
@@ -47,27 +64,36 @@ def _as_points(x) -> np.ndarray:
 
 
 def _sq_distances(x: np.ndarray) -> np.ndarray:
-    """(n, n) squared Euclidean distances, diagonal 0, tiny values (duplicates up to rounding)
-    set to exactly 0."""
+    """(n, n) squared Euclidean distances, diagonal 0; distances below `_DUPLICATE_TOL` of the
+    RMS distance to the centroid set to exactly 0.
+
+    scipy's pdist (differences, single-threaded C): exact 0 for duplicates, and no multi-threaded
+    BLAS call, which on a shared 2-core machine made a Gram-matrix version 30x slower."""
     x = _as_points(x)
-    x = x - x.mean(axis=0)
-    sq = np.einsum("ij,ij->i", x, x)
-    d2 = sq[:, None] + sq[None, :] - 2 * (x @ x.T)
-    np.maximum(d2, 0, out=d2)
-    scale = float(sq.mean()) if len(sq) else 0.0
-    d2[d2 <= (_DUPLICATE_TOL**2) * scale] = 0.0
-    np.fill_diagonal(d2, 0)
-    return d2
+    n = len(x)
+    if n < 2:
+        return np.zeros((n, n))
+    flat = pdist(x, "sqeuclidean")
+    scale = float(flat.mean()) * (n - 1) / n / 2       # mean squared distance to the centroid
+    flat[flat <= (_DUPLICATE_TOL**2) * scale] = 0.0
+    return squareform(flat)
 
 
-def _sorted_distinct_neighbour_distances(x, k: int) -> np.ndarray:
-    """(n, k) distances from each point to its k nearest *distinct* other points, ascending.
-
-    Duplicates (distance 0, see `_DUPLICATE_TOL`) are skipped, as is the point itself; a point
-    with fewer than k distinct others gets inf in the missing places.
-    """
+def _distinct_sq_distances(x) -> np.ndarray:
+    """`_sq_distances` of x with exact duplicates collapsed: of each group of points at distance
+    0 (up to rounding, see `_DUPLICATE_TOL`) only the first is kept."""
     d2 = _sq_distances(x)
-    d2[d2 <= 0] = np.inf            # self and exact duplicates
+    zero = d2 <= 0
+    first = np.argmax(zero, axis=1)          # the first point each point coincides with (or itself)
+    keep = first == np.arange(len(d2))
+    return d2[np.ix_(keep, keep)] if not keep.all() else d2
+
+
+def _sorted_neighbour_distances(x, k: int) -> np.ndarray:
+    """(m, k) distances from each distinct point to its k nearest other distinct points,
+    ascending (duplicates collapsed first); inf where fewer than k others exist."""
+    d2 = _distinct_sq_distances(x)
+    np.fill_diagonal(d2, np.inf)
     k_eff = min(k, d2.shape[1])
     part = np.partition(d2, k_eff - 1, axis=1)[:, :k_eff] if k_eff < d2.shape[1] else d2
     part = np.sort(part, axis=1)[:, :k_eff]
@@ -90,16 +116,16 @@ def mle_dimension(x, k_min: int = 5, k_max: int = 10) -> float:
     k = k_min..k_max.
 
     Ties and duplicates: tied neighbour distances (grid labels) need no special treatment; they
-    give log(T_k / T_j) = 0 terms, which is what they are. Exact duplicates of a point (distance
-    below 1e-6 of the RMS distance to the centroid, i.e. 0 up to rounding) are *dropped* from
-    its neighbour list: the neighbours are the k nearest distinct points (a duplicate is the same
-    point measured twice and carries no information about dimension). Points with fewer than
-    k_max distinct others are left out of the average, and a rank k whose mean s is 0 (every
-    point's k nearest at one distance) gives inf.
+    give log(T_k / T_j) = 0 terms, which is what they are. Exact duplicates (points closer than
+    1e-6 of the RMS distance to the centroid, i.e. 0 up to rounding) are *collapsed* to one
+    point before estimating: a duplicate is the same point measured twice and carries no
+    information about dimension (a set where every point appears twice gives exactly the
+    estimate of the set itself). With fewer than k_max + 1 distinct points the result is nan; a
+    rank k whose mean s is 0 (every point's k nearest at one distance) gives inf.
     """
     if not 2 <= k_min <= k_max:
         raise ValueError(f"need 2 <= k_min <= k_max, got k_min={k_min}, k_max={k_max}")
-    t = _sorted_distinct_neighbour_distances(x, k_max)
+    t = _sorted_neighbour_distances(x, k_max)
     t = t[np.all(np.isfinite(t), axis=1)]
     if len(t) < 2:
         return float("nan")
@@ -118,12 +144,16 @@ def twonn_dimension(x, discard: float = 0.1) -> float:
     """TwoNN intrinsic dimension (Facco et al. 2017), the "fit" method of
     `geometry.twonn_dimension` (copied, not imported): mu_i = r2_i / r1_i, least squares through
     the origin of -log(1 - F(mu)) against log(mu) after discarding the `discard` largest mu.
-    Points whose nearest neighbour is a duplicate (r1 = 0) are dropped, as there.
+    Exact duplicates are collapsed to one point first (as in `mle_dimension`; geometry's version
+    drops every point whose nearest neighbour is a duplicate instead, the same when there are
+    none).
 
     On grid labels many mu are exactly 1 (two neighbours at the same distance); those pile up at
     log mu = 0 and drag the fitted slope up. This is the artefact the sheet null accounts for.
     """
-    d2 = _sq_distances(x)
+    d2 = _distinct_sq_distances(x)
+    if len(d2) < 3:
+        return float("nan")
     np.fill_diagonal(d2, np.inf)
     part = np.sqrt(np.partition(d2, 1, axis=1)[:, :2])
     r1, r2 = part[:, 0], part[:, 1]
@@ -229,6 +259,7 @@ def noise_level(rep_a, rep_b, labels) -> float:
 # length scale of the null's sheets, a fraction of the label span, drawn log-uniformly per axis
 DEFAULT_LENGTH_SCALE = (0.15, 1.0)
 
+
 @dataclass(frozen=True)
 class NullBand:
     """The 95 % band (2.5 % and 97.5 % quantiles) and median of a dimension estimator on
@@ -295,7 +326,10 @@ def sheet_null(labels, noise: float, dim: int = 512, draws: int = 200, seed: int
     from gently to fairly curved; for a representation that is more curved, measure its scale
     with `sheet_scale` and pass a range around it, e.g. (ls / 1.5, ls * 1.5).
 
-    Cost: ~2 ms per draw at 100 labels x 512 dims (200 draws ~0.5 s on one core).
+    With 200 draws the upper edge moves by ~0.02 from seed to seed, the lower edge (set by the
+    most anisotropic draws, length scales up to 6.7x apart) by ~0.07.
+
+    Cost: ~3 ms per draw at 100 labels x 512 dims (200 draws 0.5-0.7 s on one core).
     """
     if noise < 0 or not np.isfinite(noise):
         raise ValueError(f"noise must be finite and >= 0, got {noise}")
@@ -330,8 +364,9 @@ def sheet_scale(rep_a, rep_b, labels) -> float:
     """Length scale of the Gaussian-kernel sheet that best matches a representation, as a
     fraction of the label span (the unit of `sheet_null`'s `length_scale`).
 
-    From the distance profile: for each label distance r (grid distances exactly; pairs with
-    the same r pooled, at least 3 pairs), the noise-corrected mean squared distance
+    From the distance profile: for each label distance r (grid distances exactly, pairs with
+    the same r pooled; labels off a grid: 40 bins of r with equal pair counts; at least 3 pairs
+    per distance), the noise-corrected mean squared distance
     D2(r) = mean over pairs and both draws of |rep[i] - rep[j]|^2 - 2 sigma^2 (sigma as in
     `noise_level`). A Gaussian-kernel sheet has D2(r) = c (1 - exp(-r^2 / (2 l^2))); l is the
     least-squares fit in log D2 over a grid of 400 values (c in closed form), each distance
@@ -348,13 +383,21 @@ def sheet_scale(rep_a, rep_b, labels) -> float:
     sigma_sq = float(((a - b) ** 2).sum(axis=1).mean()) / 2
     d2 = (((a[iu] - a[ju]) ** 2).sum(axis=1) + ((b[iu] - b[ju]) ** 2).sum(axis=1)) / 2 - 2 * sigma_sq
     keep = r > 0
+    if not keep.any():
+        return float("nan")
     r, d2 = r[keep], d2[keep]
-    dist, inv, count = np.unique(np.round(r / r.min(), 6), return_inverse=True, return_counts=True)
-    mean = np.bincount(inv, d2) / count
+    _, inv, count = np.unique(np.round(r / r.min(), 6), return_inverse=True, return_counts=True)
+    if len(count) > 60:                      # labels off a grid: 40 bins of equal pair counts
+        edges = np.quantile(r, np.linspace(0, 1, 41)[1:-1])
+        inv = np.searchsorted(edges, r)
+        count = np.bincount(inv, minlength=40)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dist = np.bincount(inv, r) / count
+        mean = np.bincount(inv, d2) / count
     ok = (count >= 3) & (mean > 0)
     if ok.sum() < 2:
         return float("nan")
-    dist, mean = dist[ok] * r.min(), mean[ok]
+    dist, mean = dist[ok], mean[ok]
     span = _span(lab)
     grid = np.geomspace(dist.min() / 4, 20 * span, 400)
     model = -np.expm1(-dist[None, :] ** 2 / (2 * grid[:, None] ** 2))
@@ -366,10 +409,14 @@ def sheet_scale(rep_a, rep_b, labels) -> float:
 def judge_dimension(estimate: float, band: NullBand) -> str:
     """'2D' when band.low <= estimate <= band.high, 'not 2D' above the band, 'below 2D' below.
 
-    'below 2D' means the points are *less* spread than any smooth 2D sheet through these labels
-    would be: e.g. collapsed onto a curve (1D, one coordinate ignored), clustered onto a few
-    points, or many duplicate representations. A nan estimate is judged 'not 2D' never: it
-    raises, as there is nothing to judge.
+    'not 2D' (above): more spread at the neighbour scale than any sheet of the null with this
+    noise level, i.e. extra dimensions (a third varying factor, or noise beyond the measured
+    level). 'below 2D' (below): *less* spread than any sheet of the null: the points lie closer
+    to a curve than a sheet at the scale of ~10 neighbours, e.g. one label axis encoded much
+    more weakly than the other (a strongly anisotropic sheet, such as a swiss roll 9x longer
+    than wide: MLE 1.4), a collapse onto a 1D curve, or clusters (many labels mapped to nearly
+    the same point, e.g. a map that changes little within a pooling cell). It is not evidence
+    of fewer than 2 *varying* factors on its own. Raises on a nan estimate (nothing to judge).
     """
     if estimate is None or np.isnan(estimate):
         raise ValueError("cannot judge a nan estimate")

@@ -61,13 +61,6 @@ def run_summary(table: pd.DataFrame) -> str:
 
 # --- findings ----------------------------------------------------------------------------------------
 
-def verdict_counts(profile: str, config, verdicts: pd.DataFrame) -> str:
-    """'Profile **quick** (16×16, 1500 steps, seed 0): 5 reproduced, 1 partly, ...'."""
-    counts = verdicts["verdict"].value_counts()
-    return (f"Profile **{profile}** ({config.image_size}×{config.image_size}, {config.steps} steps, "
-            f"seed {config.seed}): " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
-
-
 # --- phases ------------------------------------------------------------------------------------------
 
 def phase_profile_summary(table: pd.DataFrame) -> str:
@@ -118,26 +111,6 @@ def phase_boundaries_summary(bounds: pd.DataFrame, steps: int, trend: dict | Non
 
 
 # --- imbalanced --------------------------------------------------------------------------------------
-
-def coupling_summary(tables_by_key: dict) -> str:
-    """For each (dx, dy) and metric, the step gap y − x at each level (mean ± sd over seeds),
-    after the checkpoint interval that is its resolution (Markdown). `tables_by_key`:
-    {(dx, dy, seed): metrics table}."""
-    gaps = analysis.coupling_table(tables_by_key)
-    steps = next(iter(tables_by_key.values()))["step"].to_numpy()
-    interval = int(min(b - a for a, b in zip(steps, steps[1:])))
-    n_seeds = len({seed for _, _, seed in tables_by_key})
-    lines = []
-    for (dx, dy), group in gaps.groupby(["dx", "dy"]):
-        for metric in ["accuracy", "r2 (raw)", "r2 (UMAP)"]:
-            parts = []
-            for level, h in group[group["metric"] == metric].groupby("level"):
-                vals = h["gap_y_minus_x"].dropna()
-                parts.append(f"{level:.0%}: " + ("never crossed by both" if vals.empty else
-                                                f"{vals.mean():+.0f} steps" + (f" ± {vals.std():.0f}" if len(vals) > 1 else "")))
-            lines.append(f"dx = {dx:g}, dy = {dy:g}, {metric}: gap y − x at " + "; ".join(parts))
-    return f"Checkpoint interval: {interval} steps; {n_seeds} seed(s) per pair.\n" + _bullets(lines)
-
 
 # --- data --------------------------------------------------------------------------------------------
 

@@ -29,8 +29,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from bumpdiff_core.claims import scaling, verdicts
-from bumpdiff_core.results.tables import (EFFICIENCY_COLUMNS, finished_rungs, finished_table, ladder_states,
-                                         verdict_inputs)
+from bumpdiff_core.results.tables import EFFICIENCY_COLUMNS, read_sweep, verdict_inputs
 from bumpdiff_core.sweeps.definitions import design_label, get_sweep
 
 EXIT_COMPLETE, EXIT_INCOMPLETE = 0, 3
@@ -87,27 +86,7 @@ def sweep_report(name, root=None, tuned_seeds=verdicts.TUNED_SEEDS,
     """The report of sweep `name` (a name in sweep.SWEEPS or a Sweep) from the runs finished
     under data root `root` (default $BUMPDIFF_DATA or ./data)."""
     sweep = get_sweep(name)
-    found, runs, missing = {}, [], []
-    for spec in sweep.runs():
-        got = finished_table(spec, root)
-        if got is None:
-            missing.append(spec.run_id)
-            continue
-        run_dir, table = got
-        found[spec.run_id] = table
-        final = table.iloc[-1].to_dict() if len(table) else {}
-        runs.append({"run_id": spec.run_id, "run_dir": str(run_dir), "config": spec.config.to_dict(),
-                     "final": final})
-
-    rungs = finished_rungs(sweep, root)  # the rungs bisection trained: finished, never missing
-    for spec in (s for ladder in sweep.ladders for s in sweep.ladder_runs(ladder) if s.run_id in rungs):
-        run_dir, table = rungs[spec.run_id]
-        found[spec.run_id] = table
-        runs.append({"run_id": spec.run_id, "run_dir": str(run_dir), "config": spec.config.to_dict(),
-                     "final": table.iloc[-1].to_dict() if len(table) else {}})
-    # an undecided ladder's next bisection step is missing
-    missing += [specs[i].run_id for _, specs, _, i in ladder_states(sweep, found) if i is not None]
-
+    found, runs, missing = read_sweep(sweep, root)
     inputs = verdict_inputs(sweep, found, tuned_seeds)
     fig_seed = inputs.pop("figure_seed")
     efficiency = inputs["efficiency"]

@@ -141,3 +141,30 @@ def verdict_inputs(sweep, found: dict, tuned_seeds=None) -> dict:
             "control_pairs": pick(sweep.control_runs(), pair_key),
             "efficiency": efficiency_rows(sweep, found),
             "figure_seed": fig_seeds[0] if fig_seeds else None}
+
+
+def read_sweep(sweep, root=None) -> tuple[dict, list, list]:
+    """A sweep's finished runs: ({run_id: metrics table}, [{"run_id", "run_dir", "config",
+    "final"}], [run ids not finished]). The rungs bisection trained count as finished, never
+    missing; an undecided ladder's next bisection step is missing."""
+    found, runs, missing = {}, [], []
+    for spec in sweep.runs():
+        got = finished_table(spec, root)
+        if got is None:
+            missing.append(spec.run_id)
+            continue
+        run_dir, table = got
+        found[spec.run_id] = table
+        final = table.iloc[-1].to_dict() if len(table) else {}
+        runs.append({"run_id": spec.run_id, "run_dir": str(run_dir), "config": spec.config.to_dict(),
+                     "final": final})
+
+    rungs = finished_rungs(sweep, root)  # the rungs bisection trained: finished, never missing
+    for spec in (s for ladder in sweep.ladders for s in sweep.ladder_runs(ladder) if s.run_id in rungs):
+        run_dir, table = rungs[spec.run_id]
+        found[spec.run_id] = table
+        runs.append({"run_id": spec.run_id, "run_dir": str(run_dir), "config": spec.config.to_dict(),
+                     "final": table.iloc[-1].to_dict() if len(table) else {}})
+    missing += [specs[i].run_id for _, specs, _, i in ladder_states(sweep, found) if i is not None]
+
+    return found, runs, missing

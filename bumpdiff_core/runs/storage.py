@@ -88,7 +88,7 @@ from typing import Callable, Iterator
 
 import filelock
 
-__all__ = ["Storage", "LocalStorage", "ObjectStorage", "Lease", "LockTimeout", "open_storage",
+__all__ = ["Storage", "LocalStorage", "ObjectStorage", "Lease", "LockTimeout", "Missing", "open_storage",
            "check_key", "TEMP_FILE", "LEASE_SUFFIX"]
 
 TEMP_FILE = re.compile(r"^\..+\.tmp$")  # LocalStorage's in-flight temporaries: .<name>.<random>.tmp
@@ -134,8 +134,20 @@ def check_key(key: str, *, allow_root: bool = False) -> str:
     return key
 
 
+def _no_fault(point: str, target: str) -> None:  # module level: storages stay picklable (Dask)
+    return None
+
+
+class Missing(FileNotFoundError):
+    """A missing key: a FileNotFoundError (errno ENOENT, ``filename`` the key's URL) whose message
+    is "<url>: missing", in the store's style of messages that start with the location."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: missing"
+
+
 def _missing(url: str) -> FileNotFoundError:
-    return FileNotFoundError(errno.ENOENT, f"{url}: missing", url)
+    return Missing(errno.ENOENT, os.strerror(errno.ENOENT), url)
 
 
 class _Held:
@@ -157,7 +169,7 @@ class Storage:
     def __init__(self, *, lock_factory: Callable[[str], object] | None = None,
                  fault_point: FaultPoint | None = None):
         self.lock_factory = lock_factory
-        self._fault = fault_point or (lambda point, target: None)
+        self._fault = fault_point or _no_fault
 
     # -- the interface ------------------------------------------------------------------------------
     def url(self, key: str) -> str:
@@ -190,6 +202,7 @@ class Storage:
 
     def local_path(self, key: str) -> Path | None:
         """The real file of `key` for local storage (for libraries that want a path), else None."""
+        check_key(key)
         return None
 
     @contextlib.contextmanager
@@ -409,8 +422,11 @@ class ObjectStorage(Storage):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """One whole-object put (``fs.pipe_file``): never appended, never visible half-written."""
-        path = self._path(key)
         self._fault("save", self.url(key))
+        self._put(key, data)
+
+    def _put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
         try:
             self.fs.pipe_file(path, bytes(data))
         except OSError as e:
@@ -520,7 +536,7 @@ class Lease:
         record = {"owner": self.owner, "expires": now + self.ttl, "ttl": self.ttl,
                   "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
                   "expires_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + self.ttl))}
-        self.storage.write_bytes(self.key, (json.dumps(record, sort_keys=True) + "\n").encode())
+        self.storage._put(self.key, (json.dumps(record, sort_keys=True) + "\n").encode())  # no fault point
 
     def is_ours(self, record: dict | None) -> bool:
         return self._token(record) == self.owner["token"]

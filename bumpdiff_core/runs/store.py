@@ -373,9 +373,18 @@ class Run(RunLayout):
         return file_lock(self.lock_path, on_wait)
 
 
+READ_LOG_ENV = "BUMPDIFF_READ_LOG"
+
+
 def completed_run(config: RunConfig, root=None) -> Run:
-    """The finished run for `config`, for analysis code that must never train (the book)."""
+    """The finished run for `config`, for analysis code that must never train (the book). When
+    $BUMPDIFF_READ_LOG names a file, the run id is appended to it: the sweep sets it per page, so
+    the runs a page really read can be checked against the roles it declares."""
     layout = RunLayout.of(config.run_id, root)
     if not layout.is_complete:
         raise StoreError(f"{layout.path}: run not computed yet (train it with `bumpdiff train` or `bumpdiff sweep`)")
+    log = os.environ.get(READ_LOG_ENV)
+    if log:
+        with open(log, "a") as f:
+            f.write(config.run_id + "\n")
     return Run.open(layout.path)

@@ -99,12 +99,29 @@ class RunSpec:
         return f"{self.profile}: " + (", ".join(parts) if parts else "default")
 
 
+# The roles a run plays in a sweep, declared once (the Sweep methods below build them). Pages and
+# claims name the roles they read; a page's inputs, and so its freshness, follow from those.
+ROLES = ("default", "main", "increments", "pairs", "controls", "efficiency")
+# the claims read every role (`results.tables.verdict_inputs`): a page that judges them reads all
+ALL_ROLES = ("main", "increments", "pairs", "controls", "efficiency")
+PAGE_ROLES = {
+    "findings": ALL_ROLES,
+    "data": (),
+    "phases": ("default",),
+    "phase_diagram": ("increments",),
+    "imbalanced": ALL_ROLES,        # its Fig. 5 verdict is judged with every input, as on the findings page
+    "efficiency": ("efficiency", "pairs", "controls"),
+    "appendix": ("default",),
+}
+
+
 @dataclass(frozen=True)
 class Page:
     name: str            # notebooks/<name>.ipynb -> <out>/generated/<name>.ipynb
     title: str
     parameters: dict
-    needs: tuple         # RunSpecs this page reads
+    needs: tuple         # RunSpecs this page reads: the runs of its roles
+    roles: tuple = ()    # the roles it reads (PAGE_ROLES)
 
 
 @dataclass(frozen=True)
@@ -163,24 +180,29 @@ class Sweep:
         """The default run: the sweep's profile and overrides, nothing changed."""
         return self._spec()
 
+    def role_runs(self, role: str) -> list[RunSpec]:
+        """The runs that play `role` (one of `ROLES`) in this sweep."""
+        if role not in ROLES:
+            raise ConfigError("role", f"must be one of {', '.join(ROLES)}; got {role!r}")
+        return {"default": lambda: [self.main_run()], "main": self.main_runs, "increments": self.increment_runs, "pairs": self.pair_runs,
+                "controls": self.control_runs, "efficiency": self.efficiency_runs}[role]()
+
     def page_specs(self) -> list[Page]:
         # an analysis page takes the sweep's name and asks `get_sweep(name)` for its runs
-        # (view.SweepView), so the same notebook runs by hand with `sweep = "book-quick"`
-        base = {"sweep": self.name}
-        main = (self.main_run(),)
-        table = {
-            "findings": (base, main + tuple(self.main_runs()) + tuple(self.increment_runs()) + tuple(self.pair_runs())),
-            "data": ({"profile": self.profile}, ()),
-            "phases": (base, main),
-            "phase_diagram": (base, tuple(self.increment_runs())),
-            "imbalanced": (base, tuple(self.pair_runs())),
-            "efficiency": (base, tuple(self.efficiency_runs()) + tuple(self.pair_runs())),
-            "appendix": (base, main),
-        }
-        unknown = [p for p in self.pages if p not in table]
+        # (results.view.SweepView), so the same notebook runs by hand with `sweep = "book-quick"`;
+        # what it reads is the union of the roles `PAGE_ROLES` declares for it
+        unknown = [p for p in self.pages if p not in PAGE_ROLES]
         if unknown:
-            raise ConfigError("pages", f"must be among {', '.join(table)}; got {unknown}")
-        return [Page(p, PAGE_TITLES[p], table[p][0], table[p][1]) for p in self.pages]
+            raise ConfigError("pages", f"must be among {', '.join(PAGE_ROLES)}; got {unknown}")
+        pages = []
+        for name in self.pages:
+            needs: dict[str, RunSpec] = {}
+            for role in PAGE_ROLES[name]:
+                for spec in self.role_runs(role):
+                    needs.setdefault(spec.run_id, spec)
+            params = {"profile": self.profile} if name == "data" else {"sweep": self.name}
+            pages.append(Page(name, PAGE_TITLES[name], params, tuple(needs.values()), PAGE_ROLES[name]))
+        return pages
 
     def runs(self) -> list[RunSpec]:
         """Every distinct run (by run id) the sweep needs whatever the results, in a stable order
@@ -273,7 +295,7 @@ def toc_yaml(sweep: Sweep) -> str:
     pages = {p.name: p for p in sweep.page_specs()}
     part("The findings", [(f"generated/{n}", pages[n].title) for n in FINDINGS_PAGES if n in pages])
     part("Details", [(f"generated/{n}", pages[n].title) for n in pages if n not in FINDINGS_PAGES]
-         + [("reproduce", None)])
+         + [("methods", None), ("reproduce", None)])
     part("Runs", [(f"generated/runs/{s.run_id}", f"Run {s.run_id[:8]} ({s.title})") for s in sweep.runs()])
     return "\n".join(lines) + "\n"
 
