@@ -260,21 +260,30 @@ class SweepView:
 
         return {pair_key(s.config): self.view(s) for s in self.sweep.pair_runs()}
 
-    def tables(self) -> dict:
-        """The metrics tables by role: {"main": {seed: table}, "increments": {increment: table, or
-        [tables] with several seeds}, "pairs": {(dx, dy, seed): table}}; `n_labels` filled in for
-        runs evaluated without it."""
+    def tables(self, *roles: str) -> dict:
+        """The metrics tables of `roles` (default: main, increments, pairs), each read only when
+        asked for: {"main": {seed: table}, "increments": {increment: table, or [tables] with
+        several seeds}, "pairs": {(dx, dy, seed): table}}; `n_labels` filled in for runs evaluated
+        without it."""
         from bumpdiff_core.results.tables import pair_key, with_n_labels
 
         def table(spec):
             return with_n_labels(self.view(spec).table, spec.config)
 
-        increments: dict = {}
-        for s in self.sweep.increment_runs():
-            increments.setdefault(float(s.config.increment_x), []).append(table(s))
-        return {"main": {int(s.config.seed): table(s) for s in self.sweep.main_runs()},
-                "increments": {k: (v[0] if len(v) == 1 else v) for k, v in increments.items()},
-                "pairs": {pair_key(s.config): table(s) for s in self.sweep.pair_runs()}}
+        out = {}
+        for role in roles or ("main", "increments", "pairs"):
+            if role == "main":
+                out[role] = {int(s.config.seed): table(s) for s in self.sweep.main_runs()}
+            elif role == "increments":
+                increments: dict = {}
+                for s in self.sweep.increment_runs():
+                    increments.setdefault(float(s.config.increment_x), []).append(table(s))
+                out[role] = {k: (v[0] if len(v) == 1 else v) for k, v in increments.items()}
+            elif role == "pairs":
+                out[role] = {pair_key(s.config): table(s) for s in self.sweep.pair_runs()}
+            else:
+                raise ValueError(f"tables: role must be main, increments or pairs; got {role!r}")
+        return out
 
     def verdict_inputs(self) -> dict:
         """Everything `claims.verdicts.judge` takes (`results.tables.verdict_inputs`), from this
