@@ -600,6 +600,14 @@ class Run(RunLayout):
         return self.storage.lock(self.LOCK, on_wait=on_wait)
 
 
+def read_location(location) -> bytes:
+    """The bytes of one file given by its path or URL (e.g. a run's completion marker)."""
+    if is_url(location):
+        parent, name = str(location).rsplit("/", 1)
+        return open_location(parent).read_bytes(name)
+    return Path(location).read_bytes()
+
+
 READ_LOG_ENV = "BUMPDIFF_READ_LOG"
 
 
