@@ -45,6 +45,17 @@ class NotebookTask:
     notebook: str | None = None  # the source notebook's JSON text (carried to workers); None: read `source`
 
 
+def kernel_name() -> str:
+    """The `bumpdiff` Jupyter kernel where it is registered (`make env`), else ipykernel's own
+    `python3` kernel, which runs this very interpreter: a worker that has only `pip install
+    bumpdiff` executes notebooks all the same."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+        return KERNEL_NAME if KERNEL_NAME in KernelSpecManager().find_kernel_specs() else "python3"
+    except Exception:
+        return KERNEL_NAME
+
+
 def _library_mtime() -> float:
     return max(p.stat().st_mtime for p in PACKAGE_DIR.rglob("*.py"))  # figures/ too
 
@@ -180,7 +191,7 @@ def run_notebook(task: NotebookTask) -> dict:
             if task.kind == "page":  # which runs the page really opens (runs.store.completed_run)
                 env[READ_LOG_ENV] = str(reads)
             cwd = task.cwd if task.cwd and Path(task.cwd).is_dir() else str(tmp)  # a worker may lack it
-            cmd = [sys.executable, "-m", "papermill", str(source), str(executed), "-k", KERNEL_NAME,
+            cmd = [sys.executable, "-m", "papermill", str(source), str(executed), "-k", kernel_name(),
                    "--cwd", cwd, "-y", json.dumps(task.parameters), "--no-progress-bar",
                    "--log-level", "ERROR"]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
