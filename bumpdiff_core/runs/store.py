@@ -14,6 +14,15 @@
         COMPLETE                                 written last: the run is finished
         .lock, .manifest.lock                    lock files (the run's computation; manifest updates)
 
+The data root is a local folder or an object-store URL (`BUMPDIFF_DATA=s3://bucket/prefix`,
+`gs://...`, `memory://...`): every file operation goes through the run's `Storage`
+(bumpdiff_core/runs/storage.py), and `RunLayout.path` is a Path or a `StorePath` (the same pathlib
+manners; `str()` is the URL). On object storage objects are put whole (no temporaries), the run
+lock is a lease object `.lock.lease` that expires when its holder dies, only the lock holder
+writes the manifest (no `.manifest.lock`), and reads may come from a local cache of verified
+copies keyed by content hash (`verify` always reads the store). The damage policy below holds
+on both.
+
 `RunLayout` knows these names and nothing else (`RunLayout.of(run_id, root)` gives a run's paths
 without opening it), `Manifest` the hashes, and `Run` (a layout with a config) does every read and
 write. Every write goes to a temporary file in the same folder and is renamed into place
