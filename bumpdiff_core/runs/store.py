@@ -46,7 +46,7 @@ import json
 import os
 import re
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -176,7 +176,6 @@ class StorePath:
         return StorePath(self.storage, self.key.rsplit("/", 1)[0] if "/" in self.key else "")
 
     def relative_to(self, other) -> "PurePosixPath":
-        from pathlib import PurePosixPath
         mine, theirs = str(self), str(other).rstrip("/")
         if not mine.startswith(theirs + "/"):
             raise ValueError(f"{mine} is not under {theirs}")
