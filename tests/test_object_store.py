@@ -224,19 +224,9 @@ class Cluster:
         return None
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            from distributed import Client
-            with Client(self.address, timeout=5) as client:
-                client.shutdown()
-        for p in [*self.workers.values(), self.scheduler]:
-            if p.poll() is None:
-                p.terminate()
-        for p in [*self.workers.values(), self.scheduler]:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                _kill_tree(p.pid)
-                p.wait()
+        for p in [*self.workers.values(), self.scheduler]:  # nothing left to save: no graceful wait
+            _kill_tree(p.pid)
+            p.wait()
 
 
 @pytest.fixture(scope="module")
