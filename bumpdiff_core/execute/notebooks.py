@@ -283,7 +283,11 @@ class DaskExecutor:
 
         futures = {}
         for task in tasks:
-            if is_fresh(task):
+            try:
+                fresh = is_fresh(task)
+            except Exception:  # e.g. the store did not answer: execute it again
+                fresh = False
+            if fresh:
                 yield _record(task, "reused")
                 continue
             if task.notebook is None:
