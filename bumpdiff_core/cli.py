@@ -20,7 +20,13 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bumpdiff", description="Diffusion models learning 2D Gaussian bumps (Liang, Liu & Fiete 2024).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def data(sp):
+        sp.add_argument("--data", default=None, metavar="PATH_OR_URL",
+                        help="the data root: a folder or an object-store URL such as s3://bucket/prefix "
+                             "(default: $BUMPDIFF_DATA, else ./data)")
+
     def runtime(sp):
+        data(sp)
         sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
         sp.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -48,11 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--scheduler", default=None, help="tcp://HOST:PORT of an existing Dask scheduler")
     w.add_argument("--workers", type=int, default=None, help="local Dask workers (default: cores)")
     w.add_argument("--serial", action="store_true", help="no Dask: run in this process")
-    w.add_argument("--out", default=None, help="where executed notebooks go (default: <data>/notebooks)")
+    w.add_argument("--out", default=None, help="where executed notebooks go (default: <data>/notebooks, "
+                                               "or ./bumpdiff-book/<sweep> when the data root is a URL)")
+    data(w)
 
     r = sub.add_parser("report", help="a sweep's claims and runs from its finished runs (never trains); "
                                       "exit 3 when some runs are not finished")
     r.add_argument("sweep", help="a sweep name (see bumpdiff_core.sweeps.definitions.SWEEPS)")
+    data(r)
     fmt = r.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one strict JSON object instead of Markdown")
     fmt.add_argument("--markdown", action="store_true",
@@ -61,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="write a finished run's figure data (metrics, losses, embeddings) as CSV")
     x.add_argument("run_dir")
     x.add_argument("--out", required=True, help="output folder (created if needed)")
+    data(x)
     return p
 
 
@@ -174,6 +184,9 @@ def cmd_report(args) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "data", None):
+        import os
+        os.environ["BUMPDIFF_DATA"] = args.data  # kernels and workers inherit it
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
                 "sweep": cmd_sweep, "report": cmd_report,

@@ -11,21 +11,28 @@ from pathlib import Path
 
 from bumpdiff_core.config import ConfigError
 from bumpdiff_core.execute.notebooks import (PACKAGE_DIR, DaskExecutor, NotebookTask, SerialExecutor, _record)
-from bumpdiff_core.runs.store import RunLayout, atomic_write_bytes, atomic_write_json, data_root
+from bumpdiff_core.runs.store import RunLayout, atomic_write_bytes, atomic_write_json, data_root, is_url
 from bumpdiff_core.sweeps.definitions import TRAIN_NOTEBOOK, RunSpec, Sweep, get_sweep, toc_yaml
 
 NOTEBOOKS_DIR = PACKAGE_DIR.parent / "notebooks"
 
 
 
-def _run_task(spec: RunSpec, out: Path, notebooks: Path, data: Path) -> NotebookTask:
+def _run_task(spec: RunSpec, out: Path, notebooks: Path, data) -> NotebookTask:
+    """`data`: the data root, a Path or an object-store URL (workers then need no shared disk)."""
     return NotebookTask("run", spec.run_id, str(notebooks / f"{TRAIN_NOTEBOOK}.ipynb"),
                         str(out / "generated" / "runs" / f"{spec.run_id}.ipynb"),
                         {"profile": spec.profile, "overrides": spec.overrides_dict, "threads": 1},
                         str(data), str(notebooks), [str(RunLayout.of(spec.run_id, data).complete_path)])
 
 
-def _tasks(sweep: Sweep, out: Path, notebooks: Path, data: Path):
+def default_out(sweep_name: str, data) -> Path:
+    """Where executed notebooks go without --out: under a local data root, else (object storage:
+    pages are made for the client) ./bumpdiff-book/<sweep> in the current folder."""
+    return Path("bumpdiff-book", sweep_name).absolute() if is_url(data) else Path(data) / "notebooks" / sweep_name
+
+
+def _tasks(sweep: Sweep, out: Path, notebooks: Path, data):
     run_tasks = [_run_task(spec, out, notebooks, data) for spec in sweep.runs()]
     page_tasks = [(NotebookTask("page", page.name, str(notebooks / f"{page.name}.ipynb"),
                                 str(out / "generated" / f"{page.name}.ipynb"), page.parameters,
@@ -45,7 +52,7 @@ def run_sweep(name, scheduler: str | None = None, workers: int | None = None, se
     if workers is not None and workers < 1:
         raise ConfigError("--workers", f"must be >= 1; got {workers}")
     data = data_root()
-    out = Path(out).absolute() if out else data / "notebooks" / sweep.name
+    out = Path(out).absolute() if out else default_out(sweep.name, data)
     notebooks = Path(notebooks or NOTEBOOKS_DIR).absolute()
     run_tasks, page_tasks = _tasks(sweep, out, notebooks, data)
     for task in run_tasks[:1] + [t for t, _ in page_tasks]:

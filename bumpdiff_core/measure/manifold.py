@@ -17,8 +17,12 @@ def _numba_cache() -> None:
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     if "NUMBA_CACHE_DIR" not in os.environ:
-        from bumpdiff_core.runs.store import data_root
-        path = data_root() / ".numba_cache"
+        import tempfile
+        from pathlib import Path
+
+        from bumpdiff_core.runs.store import data_root, is_url
+        root = data_root()  # an object-store URL has no folder for it: the temp folder then
+        path = Path(tempfile.gettempdir(), "bumpdiff-numba-cache") if is_url(root) else root / ".numba_cache"
         path.mkdir(parents=True, exist_ok=True)
         os.environ["NUMBA_CACHE_DIR"] = str(path)
 

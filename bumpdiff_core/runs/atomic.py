@@ -1,4 +1,4 @@
-"""Files that are never seen half-written, and a file lock.
+"""Files that are never seen half-written, and a file lock (cross-platform: no fcntl).
 
 `atomic_write_bytes` writes to a temporary file in the target's folder (`.<name>.<random>.tmp`,
 matched by `TEMP_FILE`) and renames it into place, so a reader, or a process killed mid-write,
@@ -8,7 +8,6 @@ other outputs (sweep pages, PNGs, exports) use it too.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -69,19 +68,14 @@ def remove_temp_files(folder: Path, spare=lambda path: False) -> list[Path]:
 
 @contextlib.contextmanager
 def file_lock(path: Path, on_wait=None):
-    """An exclusive flock on `path` (created if missing), across processes and threads;
+    """An exclusive lock on file `path` (created if missing), across processes and threads, on
+    every platform (the `filelock` package: flock on POSIX, msvcrt on Windows; no fcntl here);
     `on_wait()` is called first when another holder makes this one wait."""
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    from bumpdiff_core.runs.storage import LocalStorage
+
+    path = Path(path).absolute()
+    with LocalStorage(path.parent).lock(path.name, on_wait=on_wait):
+        yield
 
 
 def atomic_write_json(path: Path, obj) -> None:

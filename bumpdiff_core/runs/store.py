@@ -14,6 +14,15 @@
         COMPLETE                                 written last: the run is finished
         .lock, .manifest.lock                    lock files (the run's computation; manifest updates)
 
+The data root is a local folder or an object-store URL (`BUMPDIFF_DATA=s3://bucket/prefix`,
+`gs://...`, `memory://...`): every file operation goes through the run's `Storage`
+(bumpdiff_core/runs/storage.py), and `RunLayout.path` is a Path or a `StorePath` (the same pathlib
+manners; `str()` is the URL). On object storage objects are put whole (no temporaries), the run
+lock is a lease object `.lock.lease` that expires when its holder dies, only the lock holder
+writes the manifest (no `.manifest.lock`), and reads may come from a local cache of verified
+copies keyed by content hash (`verify` always reads the store). The damage policy below holds
+on both.
+
 `RunLayout` knows these names and nothing else (`RunLayout.of(run_id, root)` gives a run's paths
 without opening it), `Manifest` the hashes, and `Run` (a layout with a config) does every read and
 write. Every write goes to a temporary file in the same folder and is renamed into place
@@ -37,11 +46,13 @@ import json
 import os
 import re
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from bumpdiff_core.runs.atomic import atomic_write_bytes, atomic_write_json, file_lock, remove_temp_files
+from bumpdiff_core.runs.atomic import atomic_write_bytes, atomic_write_json, remove_temp_files
+from bumpdiff_core.runs.faults import fault_point
+from bumpdiff_core.runs.storage import LocalStorage, Storage, open_storage
 from bumpdiff_core.config import ConfigError, RunConfig
 
 __all__ = ["StoreError", "CorruptFileError", "data_root", "runs_root", "read_json", "RunLayout", "Manifest",
@@ -56,27 +67,168 @@ class CorruptFileError(StoreError):
     pass
 
 
-def data_root() -> Path:
-    return Path(os.environ.get("BUMPDIFF_DATA", "data")).absolute()
+DEFAULT_LEASE_TTL = 60.0  # s: how long a lost worker's run lock on object storage outlives it
+LEASE_TTL_ENV, CACHE_ENV = "BUMPDIFF_LEASE_TTL", "BUMPDIFF_CACHE"
 
 
-def runs_root(root: Path | None = None) -> Path:
-    return (Path(root) if root else data_root()) / "runs"  # accept str paths too
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+)(://|::)")  # >= 2 letters: "C://x" is a Windows drive
 
 
-def read_json(path: Path):
-    path = Path(path)
+def is_url(location) -> bool:
+    """Whether a data root or run folder lives in an object store (an fsspec URL such as s3://,
+    gs://, memory://), not in a local folder (a path, or a file:// URL)."""
+    if isinstance(location, StorePath):
+        return True
+    m = _URL.match(location) if isinstance(location, str) else None
+    return bool(m) and m.group(1).lower() not in ("file", "local")
+
+
+def open_location(location) -> Storage:
+    """The storage of a folder: `LocalStorage` for a path, `ObjectStorage` for a URL, with the
+    run store's fault points, its lease ttl ($BUMPDIFF_LEASE_TTL, default `DEFAULT_LEASE_TTL` s)
+    and a local read cache of verified objects ($BUMPDIFF_CACHE, default a folder in the temp
+    folder: a speed-up only, keyed and checked by content hash)."""
+    if not is_url(location):
+        return open_storage(location if isinstance(location, str) else Path(location), fault_point=fault_point)
+    import tempfile
+    cache = os.environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(), f"bumpdiff-cache-{_uid()}")
+    try:
+        ttl = float(os.environ.get(LEASE_TTL_ENV) or DEFAULT_LEASE_TTL)
+        if not ttl > 0:
+            raise ValueError
+    except ValueError:
+        raise StoreError(f"${LEASE_TTL_ENV}: must be a number of seconds > 0; got "
+                         f"{os.environ[LEASE_TTL_ENV]!r}") from None
+    return open_storage(str(location), fault_point=fault_point, cache_dir=cache,
+                        lease_ttl=ttl, lease_poll=min(1.0, ttl / 4))
+
+
+def _uid() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+
+
+def data_root():
+    """$BUMPDIFF_DATA (default ./data): an absolute Path for a local folder, or the URL as given
+    (trailing '/' removed) for object storage (``s3://bucket/prefix``, ``gs://...``, ``memory://...``)."""
+    location = os.environ.get("BUMPDIFF_DATA", "data")
+    if is_url(location):
+        return location.rstrip("/")
+    if _URL.match(location):  # file:///data
+        return Path(open_storage(location).root)
+    return Path(location).absolute()
+
+
+def runs_root(root=None):
+    return data_root_join(data_root() if root is None or root == "" else root, "runs")
+
+
+def data_root_join(root, *parts):
+    """`root / part / ...`: a Path for a local root, the URL joined with '/' for object storage."""
+    if isinstance(root, StorePath):
+        for part in parts:
+            root = root / part
+        return root
+    if is_url(root):
+        return "/".join([root.rstrip("/"), *parts])
+    return Path(root).joinpath(*parts)
+
+
+def read_json(path):
+    path = path if isinstance(path, StorePath) else Path(path)
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CorruptFileError(f"{path}: not valid JSON ({e})") from None
 
 
+class StorePath:
+    """A file or folder in an object store, with the few pathlib manners the run store uses
+    (`/`, name, stem, parent, exists, is_file, read_bytes, write_bytes, unlink, relative_to), so
+    code written against run paths works on both kinds of store. `str()` is its URL."""
+
+    def __init__(self, storage: Storage, key: str = ""):
+        self.storage, self.key = storage, key
+
+    def __truediv__(self, part) -> "StorePath":
+        part = str(part).strip("/")
+        return StorePath(self.storage, f"{self.key}/{part}" if self.key else part)
+
+    def __str__(self) -> str:
+        return self.storage.url(self.key)
+
+    def __repr__(self) -> str:
+        return f"StorePath({str(self)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, StorePath) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    name = property(lambda self: str(self).rstrip("/").rsplit("/", 1)[-1])
+    stem = property(lambda self: self.name.rsplit(".", 1)[0] if "." in self.name[1:] else self.name)
+    suffix = property(lambda self: "." + self.name.rsplit(".", 1)[1] if "." in self.name[1:] else "")
+
+    @property
+    def parent(self) -> "StorePath":
+        if not self.key:
+            return StorePath(open_location(str(self).rsplit("/", 1)[0]), "")
+        return StorePath(self.storage, self.key.rsplit("/", 1)[0] if "/" in self.key else "")
+
+    def relative_to(self, other) -> "PurePosixPath":
+        mine, theirs = str(self), str(other).rstrip("/")
+        if not mine.startswith(theirs + "/"):
+            raise ValueError(f"{mine} is not under {theirs}")
+        return PurePosixPath(mine[len(theirs) + 1:])
+
+    def exists(self) -> bool:
+        return self.is_file() or self.is_dir()
+
+    def is_file(self) -> bool:
+        return bool(self.key) and self.storage.exists(self.key)
+
+    def is_dir(self) -> bool:
+        return bool(self.storage.list(self.key))
+
+    def read_bytes(self) -> bytes:
+        return self.storage.read_bytes(self.key)
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode()
+
+    def write_bytes(self, data: bytes) -> None:
+        self.storage.write_bytes(self.key, data)
+
+    def write_text(self, text: str) -> None:
+        self.write_bytes(text.encode())
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        if not missing_ok and not self.storage.exists(self.key):
+            self.storage.read_bytes(self.key)  # raises Missing with the URL
+        self.storage.delete(self.key)
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+        return None  # object stores have no folders
+
+
+def _folder(location):
+    """A run folder as a Path (local) or a StorePath (object storage)."""
+    if isinstance(location, StorePath):
+        return location
+    if is_url(location):
+        return StorePath(open_location(location), "")
+    if isinstance(location, str) and _URL.match(location):  # file:///data/runs/x
+        return Path(open_storage(location).root)
+    return Path(location)
+
+
 # --- where a run's files live ---------------------------------------------------------------------
 
 class RunLayout:
     """The paths of one run folder (the layout in this module's docstring). Reads no file; the
-    only disk access is listing which steps are present and whether the run is marked complete."""
+    only store access is listing which steps are present and whether the run is marked complete.
+    `path` is a Path for a local data root and a `StorePath` (pathlib-like; `str()` is its URL)
+    on object storage; `storage` holds the folder's files under keys relative to it."""
 
     CONFIG, META, MANIFEST, LOSSES, METRICS, COMPLETE = (
         "config.json", "meta.json", "manifest.json", "losses.npz", "metrics.csv", "COMPLETE")
@@ -89,12 +241,25 @@ class RunLayout:
     _STEP_FILE = re.compile(r"^step_(\d+)\.(safetensors|npz)$")
 
     def __init__(self, path):
-        self.path = Path(path)
+        self.path = _folder(path)
+        self.storage = (self.path.storage if isinstance(self.path, StorePath)
+                        else LocalStorage(self.path, fault_point=fault_point))
+
+    @property
+    def is_local(self) -> bool:
+        return not isinstance(self.path, StorePath)
+
+    def key(self, path) -> str:
+        """The storage key (relative, '/'-separated) of a file of this run folder."""
+        if isinstance(path, StorePath):
+            return path.relative_to(self.path).as_posix()
+        return Path(path).relative_to(self.path).as_posix()
 
     @classmethod
     def of(cls, run_id: str, root=None) -> "RunLayout":
-        """The layout of run `run_id` under data root `root` (default: $BUMPDIFF_DATA or ./data)."""
-        return cls(runs_root(root) / run_id)
+        """The layout of run `run_id` under data root `root` (default: $BUMPDIFF_DATA or ./data;
+        a path or an object-store URL)."""
+        return cls(data_root_join(runs_root(root), run_id))
 
     # -- files and markers ------------------------------------------------------------------------
     config_path = property(lambda self: self.path / self.CONFIG)
@@ -126,7 +291,11 @@ class RunLayout:
 
     # -- what is there ------------------------------------------------------------------------------
     def _steps_in(self, folder: str) -> list[int]:
-        return sorted(int(p.stem.split("_")[1]) for p in (self.path / folder).glob("step_*.safetensors"))
+        if self.is_local:
+            return sorted(int(p.stem.split("_")[1]) for p in (self.path / folder).glob("step_*.safetensors"))
+        names = (k.rsplit("/", 1)[-1] for k in self.storage.list(folder))
+        return sorted(int(m.group(1)) for m in map(self._STEP_FILE.match, names)
+                      if m and m.group(2) == "safetensors")
 
     def checkpoint_steps_on_disk(self) -> list[int]:
         return self._steps_in(self.CHECKPOINTS)
@@ -136,33 +305,53 @@ class RunLayout:
 
     def checkpoint_step(self, path) -> int | None:
         """The step of `path` when it is one of this run's checkpoint files, else None."""
-        path = Path(path)
+        path = path if isinstance(path, StorePath) else Path(path)
         m = self._STEP_FILE.match(path.name)
         return int(m.group(1)) if m and path.parent == self.path / self.CHECKPOINTS else None
 
     def is_training_output(self, path) -> bool:
         """Whether `path` is written by training alone (a checkpoint, losses.npz), so that only
         `bumpdiff train` can regenerate it."""
-        path = Path(path)
+        path = path if isinstance(path, StorePath) else Path(path)
         return path.parent == self.path / self.CHECKPOINTS or path == self.losses_path
 
 
 # --- manifest.json: size + sha256 of everything written -------------------------------------------
 
+def _json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()  # atomic_write_json's format
+
+
 class Manifest:
     """Size and sha256 of every file written into `folder`, keyed by its path relative to it and
-    kept in `file`. Read-modify-writes are serialised by `lock_file` (a lock of their own: the run
-    lock is held for a whole computation), across processes and threads."""
+    kept in `file`. In a local folder, read-modify-writes are serialised by `lock_file` (a lock of
+    their own: the run lock is held for a whole computation), across processes and threads. On
+    object storage only the holder of the run lock writes files of a run, so the manifest is
+    updated without a lock of its own (a lease costs a second and three requests per file)."""
 
-    def __init__(self, folder: Path, file: Path, lock_file: Path):
-        self.folder, self.file, self.lock_file = Path(folder), Path(file), Path(lock_file)
+    def __init__(self, folder, file, lock_file, storage: Storage | None = None):
+        self.folder = folder if isinstance(folder, StorePath) else Path(folder)
+        self.file = file if isinstance(file, StorePath) else Path(file)
+        self.lock_file = lock_file if isinstance(lock_file, StorePath) else Path(lock_file)
+        self.storage = storage or (self.folder.storage if isinstance(self.folder, StorePath)
+                                   else LocalStorage(self.folder, fault_point=fault_point))
 
     def key(self, path) -> str:
+        if isinstance(self.folder, StorePath):
+            return path.relative_to(self.folder).as_posix()
         return str(Path(path).relative_to(self.folder))
 
     def entries(self) -> dict:
         """{relative path: {"size", "sha256"}}; CorruptFileError for a damaged manifest."""
-        entries = read_json(self.file) if self.file.exists() else {}
+        if self.storage.is_local:
+            entries = read_json(self.file) if self.file.exists() else {}
+        else:
+            try:
+                entries = json.loads(self.storage.read_bytes(self.key(self.file)))
+            except FileNotFoundError:
+                entries = {}
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise CorruptFileError(f"{self.file}: not valid JSON ({e})") from None
         if not isinstance(entries, dict) or not all(
                 isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)
                 for v in entries.values()):
@@ -170,13 +359,15 @@ class Manifest:
         return entries
 
     def _update(self, path, entry: dict | None) -> None:
-        with file_lock(self.lock_file):
+        lock = (self.storage.lock(self.key(self.lock_file)) if self.storage.is_local
+                else contextlib.nullcontext())
+        with lock:
             entries = self.entries()
             if entry is None:
                 entries.pop(self.key(path), None)
             else:
                 entries[self.key(path)] = entry
-            atomic_write_json(self.file, entries)
+            self.storage.write_bytes(self.key(self.file), _json_bytes(entries))
 
     def record(self, path, data: bytes) -> None:
         self._update(path, {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
@@ -195,9 +386,9 @@ class Manifest:
             return "content hash differs from the one recorded when written"
         return None
 
-    def check(self, path, data: bytes) -> None:
+    def check(self, path, data: bytes, entry: dict | None = None) -> None:
         """CorruptFileError naming `path` unless `data`, read from it, is what was recorded."""
-        entry = self.entries().get(self.key(path))
+        entry = self.entries().get(self.key(path)) if entry is None else entry
         problem = self._unrecorded() if entry is None else self._problem(data, entry)
         if problem:
             raise CorruptFileError(f"{path}: {problem}")
@@ -210,11 +401,17 @@ class Manifest:
         for rel, entry in sorted(entries.items()):
             path = self.folder / rel
             try:
-                problem = self._problem(path.read_bytes(), entry)
+                data = path.read_bytes() if self.storage.is_local else self.storage.read_bytes(rel)  # not the cache
+                problem = self._problem(data, entry)
             except FileNotFoundError:
                 problem = f"missing (recorded in {self.file.name})"
             if problem:
                 problems.append((path, problem))
+        if isinstance(self.folder, StorePath):
+            for rel in self.storage.list(""):
+                if rel not in entries and recorded.match(rel):
+                    problems.append((self.folder / rel, self._unrecorded()))
+            return problems
         for path in sorted(self.folder.rglob("*")):
             rel = path.relative_to(self.folder).as_posix()
             if path.is_file() and rel not in entries and recorded.match(rel):
@@ -228,17 +425,23 @@ class Run(RunLayout):
     """One run folder and its config. Writes go through `write_bytes`, which records size and
     sha256 in the manifest; reads through `read_bytes`, which refuses a file that differs."""
 
-    def __init__(self, path: Path, config: RunConfig):
+    def __init__(self, path, config: RunConfig):
         super().__init__(path)
         self.config = config
-        self.manifest = Manifest(self.path, self.manifest_path, self.manifest_lock_path)
+        self.manifest = Manifest(self.path, self.manifest_path, self.manifest_lock_path, self.storage)
 
     # -- lookup --------------------------------------------------------------------------------
     @classmethod
-    def create_or_open(cls, config: RunConfig, root: Path | None = None) -> "Run":
+    def create_or_open(cls, config: RunConfig, root=None) -> "Run":
         """The run for `config`: opened when its folder holds a config.json (validated against
         the folder name), else created with one."""
         layout = RunLayout.of(config.run_id, root)
+        if not layout.is_local:  # no folders in an object store; the config is one whole object
+            if layout.storage.exists(layout.CONFIG):
+                Run.open(layout.path)
+            else:
+                layout.storage.write_bytes(layout.CONFIG, _json_bytes(config.to_dict()))
+            return cls(layout.path, config)
         new_folder = not layout.path.exists()
         layout.path.mkdir(parents=True, exist_ok=True)
         if layout.config_path.exists():
@@ -255,12 +458,16 @@ class Run(RunLayout):
 
     @classmethod
     def open(cls, path) -> "Run":
-        """Open an existing run directory, refusing anything that is not one."""
+        """Open an existing run directory (a path or an object-store URL), refusing anything that
+        is not one."""
         layout = RunLayout(path)
-        if not layout.path.is_dir():
-            raise StoreError(f"{layout.path}: not a run directory (no such folder)")
         cfg_file = layout.config_path
-        if not cfg_file.is_file():
+        if layout.is_local:
+            if not layout.path.is_dir():
+                raise StoreError(f"{layout.path}: not a run directory (no such folder)")
+            if not cfg_file.is_file():
+                raise StoreError(f"{layout.path}: not a run directory (no {layout.CONFIG})")
+        elif not layout.storage.exists(layout.CONFIG):
             raise StoreError(f"{layout.path}: not a run directory (no {layout.CONFIG})")
         try:
             config = RunConfig.from_dict(read_json(cfg_file))
@@ -272,32 +479,44 @@ class Run(RunLayout):
         return cls(layout.path, config)
 
     # -- bytes, checked against the manifest ---------------------------------------------------------
-    def write_bytes(self, path: Path, data: bytes) -> None:
-        atomic_write_bytes(path, data)
+    def write_bytes(self, path, data: bytes) -> None:
+        if self.is_local:
+            atomic_write_bytes(path, data)
+        else:
+            self.storage.write_bytes(self.key(path), data)
         self.manifest.record(path, data)
 
-    def remove(self, path: Path) -> None:
+    def remove(self, path) -> None:
         """Delete a file and its manifest entry (pruned train states, damaged files)."""
-        Path(path).unlink(missing_ok=True)
+        if self.is_local:
+            Path(path).unlink(missing_ok=True)
+        else:
+            self.storage.delete(self.key(path))
         self.manifest.forget(path)
 
-    def read_bytes(self, path: Path) -> bytes:
-        """Read a file written by `write_bytes`, refusing it when size or hash differ."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: missing")
-        data = path.read_bytes()
-        self.manifest.check(path, data)
+    def read_bytes(self, path) -> bytes:
+        """Read a file written by `write_bytes`, refusing it when size or hash differ (the error
+        names its path or URL). On object storage a verified copy may come from the local cache."""
+        if self.is_local:
+            path = Path(path)
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: missing")
+            data = path.read_bytes()
+            self.manifest.check(path, data)
+            return data
+        entry = self.manifest.entries().get(self.key(path))
+        data = self.storage.read_bytes(self.key(path), sha256=entry["sha256"] if entry else None)
+        self.manifest.check(path, data, entry)
         return data
 
-    def is_valid(self, path: Path) -> bool:
+    def is_valid(self, path) -> bool:
         try:
             self.read_bytes(path)
             return True
         except (OSError, StoreError):
             return False
 
-    def verify(self) -> list[tuple[Path, str]]:
+    def verify(self) -> list[tuple]:
         """(path, problem) for every recorded file that is missing, truncated or altered, and for
         every data file the manifest does not know. Raises CorruptFileError for a damaged
         manifest.json (then nothing here can be trusted)."""
@@ -305,9 +524,13 @@ class Run(RunLayout):
 
     def remove_stale_temps(self) -> list[Path]:
         """Delete temporary files left by writers that were killed; call only under `lock()`.
+        (Object stores have none: every object is put whole.)
 
         config.json is the one file written without the lock (by `Run.create_or_open`, possibly
         by a process starting right now), so its temporaries go only once they are an hour old."""
+        if not self.is_local:
+            return []
+
         def young_config(p: Path) -> bool:
             return p.name.startswith(f".{self.CONFIG}.") and time.time() - p.stat().st_mtime < 3600
         return remove_temp_files(self.path, spare=young_config)
@@ -359,18 +582,37 @@ class Run(RunLayout):
     def update_meta(self, **fields) -> None:
         meta = self.read_meta()
         meta.update(fields)
-        atomic_write_json(self.meta_path, meta)
+        self._write_json(self.meta_path, meta)
 
     def mark_complete(self) -> None:
-        atomic_write_json(self.complete_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        self._write_json(self.complete_path, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
     def unmark_complete(self) -> None:
-        self.complete_path.unlink(missing_ok=True)
+        if self.is_local:
+            self.complete_path.unlink(missing_ok=True)
+        else:
+            self.storage.delete(self.COMPLETE)
+
+    def _write_json(self, path, obj) -> None:
+        if self.is_local:
+            atomic_write_json(path, obj)
+        else:
+            self.storage.write_bytes(self.key(path), _json_bytes(obj))
 
     # -- locking: one process computes a run, others wait -----------------------------------------
     def lock(self, on_wait=None):
-        """Context manager held while computing the run; `on_wait()` first when it must wait."""
-        return file_lock(self.lock_path, on_wait)
+        """Context manager held while computing the run; `on_wait()` first when it must wait.
+        Locally a file lock on `.lock`; on object storage a lease object `.lock.lease` that
+        expires when its holder dies (see runs/storage.py and ARCHITECTURE.md)."""
+        return self.storage.lock(self.LOCK, on_wait=on_wait)
+
+
+def read_location(location) -> bytes:
+    """The bytes of one file given by its path or URL (e.g. a run's completion marker)."""
+    if is_url(location):
+        parent, name = str(location).rsplit("/", 1)
+        return open_location(parent).read_bytes(name)
+    return Path(location).read_bytes()
 
 
 READ_LOG_ENV = "BUMPDIFF_READ_LOG"
