@@ -1,0 +1,125 @@
+"""The data-efficiency sweep (the paper's title question): how the training-set size a model needs
+grows with the positions per axis K, measured with the nested Latin-square rungs of
+`learn/latin.py`. Nothing executes here: this module declares the runs and the rung search.
+
+- For each K (image size K at increment 1), model and untuned seed, a *ladder* of rungs r = 1..K-2
+  (rung r: `design="latin"`, `design_rungs=r`, r·K training positions, every x and y r times;
+  the 2K test positions never trained on). The Latin square depends on K and `DESIGN_SEED` only,
+  so seeds vary the network, never the data.
+- One step rule for every K (`step_budget`, no kink) and a full-grid reference run per K (global
+  model, first seed): a K whose reference does not reach `REFERENCE_ACCURACY` under the rounding
+  rule is reported as under-trained and left out of the fit.
+- `RungSearch.propose` bisects each ladder (`claims.scaling_fit.bisect_rungs`; valid because rungs
+  are nested) from the finished rungs' test accuracy, ladder by ladder as results come in, in
+  priority order (first seed first), and, once the budget-check ladder (K = 16, global model,
+  first seed) is closed, asks for its rung nearest M50 again with `BUDGET_FACTOR` times the steps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bumpdiff_core.learn.latin import M50_THRESHOLD as THRESHOLD, bisect_rungs
+
+SIZES = (8, 12, 16, 20)                 # `scaling`: K at increment 1
+FULL_SIZES = (8, 12, 16, 20, 24, 32)    # `scaling-full` (a cluster)
+SEEDS = (3, 4)                          # untuned seeds (0-2 were used to tune the quick profile)
+FULL_SEEDS = (3, 4, 5)
+# model name -> the config fields that make it
+MODELS = {"global": {}, "global+coord": {"coord_channels": True}, "separable": {"conditioning": "separable"}}
+DESIGN_SEED = 0
+STEP_BASE = 1500          # the quick profile's steps at K = 16
+STEP_POWER = 1.0          # steps ∝ K^STEP_POWER at every K (checked by the references)
+REFERENCE_ACCURACY = 0.9  # seen accuracy under the rounding rule a K's full-grid reference must reach
+BUDGET_K, BUDGET_MODEL, BUDGET_FACTOR = 16, "global", 2
+
+
+def step_budget(K: int, factor: int = 1, base: int = STEP_BASE) -> int:
+    """Training steps at image size K: ceil(base · (K/16)^STEP_POWER / 100) · 100, times `factor`
+    (the budget check). One rule for every K."""
+    return factor * int(math.ceil(base * (K / 16) ** STEP_POWER / 100) * 100)
+
+
+def schedule(K: int, factor: int = 1, base: int = STEP_BASE) -> dict:
+    """Image size, steps and a two-checkpoint schedule (step 0 and the last: only the last is read)."""
+    steps = step_budget(K, factor, base)
+    return dict(image_size=K, steps=steps, checkpoint_dense_every=steps, checkpoint_dense_until=steps,
+                checkpoint_log_count=0)
+
+
+def reference_overrides(K: int, seed: int, base: int = STEP_BASE) -> dict:
+    """The full-grid reference at K: global model, every position trained on."""
+    return dict(schedule(K, 1, base), seed=seed)
+
+
+@dataclass(frozen=True)
+class RungSearch:
+    """The rung search of a scaling sweep. A key is (K, model, seed, rung, factor); factor 1 is the
+    ladder itself, factor `BUDGET_FACTOR` the budget-check rerun."""
+    sizes: tuple = SIZES
+    seeds: tuple = SEEDS
+    models: tuple = tuple(MODELS)
+    design_seed: int = DESIGN_SEED
+    threshold: float = THRESHOLD
+    step_base: int = STEP_BASE   # steps at K = 16 (`step_budget`; smaller only for test sweeps)
+
+    def ladders(self) -> list[tuple]:
+        """(K, model, seed) in priority order: the first seed first, small (cheap) K first in a seed,
+        so a sweep stopped early holds whole ladders of the first seed over the K values."""
+        return [(K, m, s) for s in self.seeds for K in sorted(self.sizes) for m in self.models]
+
+    def overrides(self, key) -> dict:
+        K, model, seed, rung, factor = key
+        return dict(schedule(K, factor, self.step_base), **MODELS[model], seed=seed, design="latin", design_rungs=rung,
+                    design_seed=self.design_seed)
+
+    def reference_runs(self) -> list[dict]:
+        """One full-grid reference per K (global model, first seed)."""
+        return [reference_overrides(K, self.seeds[0], self.step_base) for K in self.sizes]
+
+    def budget_ladder(self):
+        """The (K, model, seed) whose rung nearest M50 is rerun with more steps, or None."""
+        if BUDGET_K in self.sizes and BUDGET_MODEL in self.models and self.seeds:
+            return (BUDGET_K, BUDGET_MODEL, self.seeds[0])
+        return None
+
+    def candidates(self) -> list[tuple]:
+        """Every key the search could ask for (what a reader checks for finished runs)."""
+        keys = [(K, m, s, r, 1) for K, m, s in self.ladders() for r in range(1, K - 1)]
+        if self.budget_ladder():
+            K, m, s = self.budget_ladder()
+            keys += [(K, m, s, r, BUDGET_FACTOR) for r in range(1, K - 1)]
+        return keys
+
+    def finished_rungs(self, finished: dict, ladder) -> dict:
+        """{rung: test accuracy} of one ladder's finished factor-1 rungs."""
+        K, m, s = ladder
+        return {key[3]: acc for key, acc in finished.items() if key[:3] == (K, m, s) and key[4] == 1}
+
+    def nearest_m50(self, finished: dict, ladder):
+        """The finished rung of a closed ladder whose test accuracy is nearest the threshold
+        (the smaller rung on a tie), or None while the ladder is open or empty."""
+        rungs = self.finished_rungs(finished, ladder)
+        if not rungs or bisect_rungs(ladder[0], rungs, self.threshold) is not None:
+            return None
+        return min(rungs, key=lambda r: (abs(rungs[r] - self.threshold), r))
+
+    def propose(self, finished: dict, trained_sizes=None) -> list[tuple]:
+        """The keys to train next, in priority order: each open ladder's bisection step, then the
+        budget check when its ladder is closed. `finished`: {key: final test accuracy};
+        `trained_sizes`: the K values whose full-grid reference finished and is not under-trained
+        (None: every K). A ladder of another K gets no run: a K whose step budget does not train
+        the full grid is left out of the fit, so its rungs would be spent for nothing."""
+        out = []
+        for ladder in self.ladders():
+            if trained_sizes is not None and ladder[0] not in trained_sizes:
+                continue
+            nxt = bisect_rungs(ladder[0], self.finished_rungs(finished, ladder), self.threshold)
+            if nxt is not None:
+                out.append((*ladder, nxt, 1))
+        budget = self.budget_ladder()
+        if budget and (trained_sizes is None or budget[0] in trained_sizes):
+            r = self.nearest_m50(finished, budget)
+            if r is not None and (*budget, r, BUDGET_FACTOR) not in finished:
+                out.append((*budget, r, BUDGET_FACTOR))
+        return out
