@@ -76,14 +76,15 @@ def run_sweep(name, scheduler: str | None = None, workers: int | None = None, se
     def search() -> None:
         """A scaling sweep: its static runs (the references) first, then, as each run finishes,
         the rungs `sweep.search` proposes from the finished ones (read through results/), in its
-        priority order, never more than the workers can take; a K's ladders start once its
-        full-grid reference finished above `REFERENCE_ACCURACY` (an under-trained K gets none). A
+        priority order, never more than the workers can take (a K's full-grid reference is
+        proposed ahead of its ladders); a K's ladders start once its reference finished above `REFERENCE_ACCURACY` (an under-trained K gets none). A
         rung is tried once: a ladder whose rung failed stops there (reported)."""
         from bumpdiff_core.results.scaling import finished_accuracy, reference_table
 
         tried: set = set()
-        queue = list(run_tasks)
-        names = {t.name: "reference" for t in run_tasks}
+        references = {s.run_id for s in sweep.reference_runs()}  # proposed by the search, in its order
+        queue = [t for t in run_tasks if t.name not in references]
+        names = {}
         started_train = time.time()
 
         def next_tasks(free: int) -> list:
@@ -94,12 +95,13 @@ def run_sweep(name, scheduler: str | None = None, workers: int | None = None, se
                 finished = finished_accuracy(sweep, data)
                 refs = reference_table(sweep, data)  # a K's ladders start once its reference trained
                 trained = set(refs.loc[~refs["under_trained"].astype(bool), "K"].astype(int))
-                for key in sweep.search.propose(finished, trained):
+                for key in sweep.search.propose(finished, trained, set(refs["K"].astype(int))):
                     spec = sweep.search_spec(key)
                     if spec.run_id not in tried and len(out) < free:
                         out.append(_run_task(spec, out_dir, notebooks, data))
-                        names[spec.run_id] = "K={}, {}, seed {}, rung {}".format(*key[:4]) + (
-                            f", {key[4]}x steps" if key[4] != 1 else "")
+                        names[spec.run_id] = (f"K={key[1]} full-grid reference" if key[0] == "reference" else
+                                              "K={}, {}, seed {}, rung {}".format(*key[:4])
+                                              + (f", {key[4]}x steps" if key[4] != 1 else ""))
             tried.update(t.name for t in out)
             bar.total = max(bar.total, len(records) + len(out) + 1)
             bar.refresh()

@@ -176,7 +176,9 @@ class Sweep:
         return [self._spec(**changes) for changes in self.search.reference_runs()] if self.search else []
 
     def search_spec(self, key) -> RunSpec:
-        """The run of one rung-search key (K, model, seed, rung, factor)."""
+        """The run of one rung-search key (K, model, seed, rung, factor) or ("reference", K)."""
+        if key[0] == "reference":
+            return self._spec(**scaling.reference_overrides(key[1], self.search.seeds[0], self.search.step_base))
         return self._spec(**self.search.overrides(key))
 
     def search_candidates(self) -> list[tuple]:

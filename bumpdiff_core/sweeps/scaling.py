@@ -28,8 +28,13 @@ FULL_SEEDS = (3, 4, 5)
 # model name -> the config fields that make it
 MODELS = {"global": {}, "global+coord": {"coord_channels": True}, "separable": {"conditioning": "separable"}}
 DESIGN_SEED = 0
-STEP_BASE = 1500          # the quick profile's steps at K = 16
-STEP_POWER = 1.0          # steps ∝ K^STEP_POWER at every K (checked by the references)
+# One rule for every K: steps ∝ K² (about 8 steps per grid position). Why (2026-12-05, full-grid
+# references, seen accuracy under the rounding rule): ∝ K from 1500 at K = 16 gave K = 8 (800
+# steps, 12.5 per position) 1.00, K = 12 (1200, 8.3) 0.99, K = 16 (1500, 5.9) 0.84 and K = 20
+# (1900, 4.75; seed 0) 0.61: the per-position budget, not K, decides. The references of every
+# sweep check it again and an under-trained K is left out of the fit.
+STEP_BASE = 2000          # steps at K = 16
+STEP_POWER = 2.0          # steps ∝ K^STEP_POWER at every K
 REFERENCE_ACCURACY = 0.9  # seen accuracy under the rounding rule a K's full-grid reference must reach
 BUDGET_K, BUDGET_MODEL, BUDGET_FACTOR = 16, "global", 2
 
@@ -104,22 +109,37 @@ class RungSearch:
             return None
         return min(rungs, key=lambda r: (abs(rungs[r] - self.threshold), r))
 
-    def propose(self, finished: dict, trained_sizes=None) -> list[tuple]:
-        """The keys to train next, in priority order: each open ladder's bisection step, then the
-        budget check when its ladder is closed. `finished`: {key: final test accuracy};
-        `trained_sizes`: the K values whose full-grid reference finished and is not under-trained
-        (None: every K). A ladder of another K gets no run: a K whose step budget does not train
-        the full grid is left out of the fit, so its rungs would be spent for nothing."""
-        out = []
+    def propose(self, finished: dict, trained_sizes=None, checked_sizes=None) -> list[tuple]:
+        """The keys to train next, in priority order (`ladders`): each open ladder's bisection step,
+        the budget check once its ladder is closed (before the other seeds' ladders), and, with
+        `checked_sizes`, a K's reference key ("reference", K) ahead of its ladders until its
+        reference finished. `finished`: {key: final test accuracy}; `trained_sizes`: the K values
+        whose reference finished and is not under-trained (None: every K). A ladder of another K
+        gets no run: a K whose step budget does not train the full grid is left out of the fit,
+        so its rungs would be spent for nothing."""
+        out, asked = [], set()
+        budget = self.budget_ladder()
         for ladder in self.ladders():
-            if trained_sizes is not None and ladder[0] not in trained_sizes:
+            K = ladder[0]
+            if ladder[2] != self.seeds[0] and budget and budget not in asked:
+                asked.add(budget)
+                out += self._budget(finished, budget, trained_sizes)
+            if checked_sizes is not None and K not in checked_sizes and ("reference", K) not in asked:
+                asked.add(("reference", K))
+                out.append(("reference", K))
+            if trained_sizes is not None and K not in trained_sizes:
                 continue
-            nxt = bisect_rungs(ladder[0], self.finished_rungs(finished, ladder), self.threshold)
+            nxt = bisect_rungs(K, self.finished_rungs(finished, ladder), self.threshold)
             if nxt is not None:
                 out.append((*ladder, nxt, 1))
-        budget = self.budget_ladder()
-        if budget and (trained_sizes is None or budget[0] in trained_sizes):
-            r = self.nearest_m50(finished, budget)
-            if r is not None and (*budget, r, BUDGET_FACTOR) not in finished:
-                out.append((*budget, r, BUDGET_FACTOR))
+        if budget and budget not in asked:
+            out += self._budget(finished, budget, trained_sizes)
         return out
+
+    def _budget(self, finished, budget, trained_sizes) -> list[tuple]:
+        if trained_sizes is not None and budget[0] not in trained_sizes:
+            return []
+        r = self.nearest_m50(finished, budget)
+        if r is not None and (*budget, r, BUDGET_FACTOR) not in finished:
+            return [(*budget, r, BUDGET_FACTOR)]
+        return []
