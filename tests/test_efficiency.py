@@ -25,7 +25,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 # ---------------------------------------------------------------------------------------------
-# the ladder
+# the fast unseen count
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("design,kw", [("random", {"count": 60}), ("lines", {"lines": 2}),

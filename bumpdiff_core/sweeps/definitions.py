@@ -91,7 +91,9 @@ class RunSpec:
             parts.append(f"seed {o['seed']}")
         c = self.config
         if c.design != "grid" or c.conditioning != "global":
-            parts.append(design_label(c.replace(increment_x=1.0, increment_y=1.0, seed=0, image_size=16)))
+            # latin rungs depend on K (1 ≤ r ≤ K - 2): its label keeps the run's own K
+            parts.append(design_label(c.replace(increment_x=1.0, increment_y=1.0, seed=0) if c.design == "latin"
+                                      else c.replace(increment_x=1.0, increment_y=1.0, seed=0, image_size=16)))
         # the checkpoint schedule changes what is evaluated, not what is learned: left out of the name
         named = {"increment_x", "increment_y", "seed", "design", "design_count", "design_lines", "holdout_size", "design_rungs",
                  "conditioning", "checkpoint_dense_every", "checkpoint_dense_until", "checkpoint_log_count"}

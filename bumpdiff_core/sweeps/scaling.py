@@ -6,10 +6,10 @@ grows with the positions per axis K, measured with the nested Latin-square rungs
   (rung r: `design="latin"`, `design_rungs=r`, r·K training positions, every x and y r times;
   the 2K test positions never trained on). The Latin square depends on K and `DESIGN_SEED` only,
   so seeds vary the network, never the data.
-- One step rule for every K (`step_budget`, no kink) and a full-grid reference run per K (global
-  model, first seed): a K whose reference does not reach `REFERENCE_ACCURACY` under the rounding
+- One step rule for every K (`step_budget`, ∝ K², no kink) and a full-grid reference run per K
+  (global model, first seed, proposed ahead of that K's ladders): a K whose reference does not reach `REFERENCE_ACCURACY` under the rounding
   rule is reported as under-trained and left out of the fit.
-- `RungSearch.propose` bisects each ladder (`claims.scaling_fit.bisect_rungs`; valid because rungs
+- `RungSearch.propose` bisects each ladder (`learn.latin.bisect_rungs`; valid because rungs
   are nested) from the finished rungs' test accuracy, ladder by ladder as results come in, in
   priority order (first seed first), and, once the budget-check ladder (K = 16, global model,
   first seed) is closed, asks for its rung nearest M50 again with `BUDGET_FACTOR` times the steps.
