@@ -155,7 +155,7 @@ def scaling_report(name="scaling", root=None, n_boot: int = 500) -> dict:
         "design": {"sizes": list(search.sizes), "seeds": list(search.seeds), "models": list(search.models),
                    "design_seed": search.design_seed, "threshold": search.threshold,
                    "steps": {str(k): design.step_budget(k, 1, search.step_base) for k in search.sizes},
-                   "step_rule": f"ceil({search.step_base}·(K/16)^{design.STEP_POWER:g}/100)·100",
+                   "step_rule": f"ceil({search.step_base}·(1200 - 150K + 12.5K²)/2000/100)·100",
                    "reference_accuracy": design.REFERENCE_ACCURACY},
         "verdict_rule": VERDICT_RULE, "coverage_note": COVERAGE_NOTE,
         "fits": fits, "references": refs.to_dict("records"), "under_trained": under, "unchecked": unchecked,
