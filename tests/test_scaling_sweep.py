@@ -86,10 +86,13 @@ def test_search_bisects_each_ladder_and_waits_for_references():
                      (12, "separable", 3, 5, 1)]
     assert search.propose({}, trained_sizes={12}) == first[2:]  # K = 8's reference not (yet) trained
     nxt = search.propose({(8, "global", 3, 3, 1): 0.8})
-    assert nxt[0] == (8, "global", 3, 1, 1)
+    assert (8, "global", 3, 1, 1) in nxt and (8, "global", 3, 3, 1) not in nxt
     # with the references' state: a K's reference comes ahead of its ladders until it finished
     assert search.propose({}, set(), set()) == [("reference", 8), ("reference", 12)]
-    assert search.propose({}, {8}, {8}) == first[:2] + [("reference", 12)]
+    assert search.propose({}, {8}, {8}) == [("reference", 12)] + first[:2]  # references first
+    # breadth first: a ladder with fewer finished rungs goes before one with more
+    assert search.propose({(8, "global", 3, 3, 1): 0.8})[:3] == [(8, "separable", 3, 3, 1), (12, "global", 3, 5, 1),
+                                                                 (12, "separable", 3, 5, 1)]
     closed = {(8, "global", 3, 1, 1): 0.2, (8, "global", 3, 2, 1): 0.45, (8, "global", 3, 3, 1): 0.8}
     assert all(k[:3] != (8, "global", 3) for k in search.propose(closed))
 

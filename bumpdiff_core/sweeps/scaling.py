@@ -11,7 +11,7 @@ grows with the positions per axis K, measured with the nested Latin-square rungs
   rule is reported as under-trained and left out of the fit.
 - `RungSearch.propose` bisects each ladder (`learn.latin.bisect_rungs`; valid because rungs
   are nested) from the finished rungs' test accuracy, ladder by ladder as results come in, in
-  priority order (first seed first), and, once the budget-check ladder (K = 16, global model,
+  priority order (first seed first; references first; then breadth first over the ladders), and, once the budget-check ladder (K = 16, global model,
   first seed) is closed, asks for its rung nearest M50 again with `BUDGET_FACTOR` times the steps.
 """
 from __future__ import annotations
@@ -119,31 +119,32 @@ class RungSearch:
         return min(rungs, key=lambda r: (abs(rungs[r] - self.threshold), r))
 
     def propose(self, finished: dict, trained_sizes=None, checked_sizes=None) -> list[tuple]:
-        """The keys to train next, in priority order (`ladders`): each open ladder's bisection step,
-        the budget check once its ladder is closed (before the other seeds' ladders), and, with
-        `checked_sizes`, a K's reference key ("reference", K) ahead of its ladders until its
-        reference finished. `finished`: {key: final test accuracy}; `trained_sizes`: the K values
-        whose reference finished and is not under-trained (None: every K). A ladder of another K
-        gets no run: a K whose step budget does not train the full grid is left out of the fit,
-        so its rungs would be spent for nothing."""
-        out, asked = [], set()
+        """The keys to train next, in priority order: seed by seed (the first seed first); within a
+        seed, with `checked_sizes`, each K's reference key ("reference", K) until it finished, then
+        the open ladders' bisection steps breadth first (a ladder with fewer finished rungs first,
+        then small K), then the budget check once its ladder is closed. So a sweep stopped early
+        holds references and a few rungs of every (K, model) rather than whole ladders of a few.
+        `finished`: {key: final test accuracy}; `trained_sizes`: the K values whose reference
+        finished and is not under-trained (None: every K). A ladder of another K gets no run: a K
+        whose step budget does not train the full grid is left out of the fit, so its rungs would
+        be spent for nothing."""
+        ranked = []
+        models = {m: i for i, m in enumerate(self.models)}
+        for si, seed in enumerate(self.seeds):
+            if si == 0 and checked_sizes is not None:
+                ranked += [((0, -1, K, 0), ("reference", K)) for K in sorted(self.sizes) if K not in checked_sizes]
+            for K in sorted(self.sizes):
+                if trained_sizes is not None and K not in trained_sizes:
+                    continue
+                for m in self.models:
+                    rungs = self.finished_rungs(finished, (K, m, seed))
+                    nxt = bisect_rungs(K, rungs, self.threshold)
+                    if nxt is not None:
+                        ranked.append(((si, len(rungs), K, models[m]), (K, m, seed, nxt, 1)))
         budget = self.budget_ladder()
-        for ladder in self.ladders():
-            K = ladder[0]
-            if ladder[2] != self.seeds[0] and budget and budget not in asked:
-                asked.add(budget)
-                out += self._budget(finished, budget, trained_sizes)
-            if checked_sizes is not None and K not in checked_sizes and ("reference", K) not in asked:
-                asked.add(("reference", K))
-                out.append(("reference", K))
-            if trained_sizes is not None and K not in trained_sizes:
-                continue
-            nxt = bisect_rungs(K, self.finished_rungs(finished, ladder), self.threshold)
-            if nxt is not None:
-                out.append((*ladder, nxt, 1))
-        if budget and budget not in asked:
-            out += self._budget(finished, budget, trained_sizes)
-        return out
+        if budget:
+            ranked += [((0, 10**6, 0, 0), key) for key in self._budget(finished, budget, trained_sizes)]
+        return [key for _, key in sorted(ranked, key=lambda pair: pair[0])]
 
     def _budget(self, finished, budget, trained_sizes) -> list[tuple]:
         if trained_sizes is not None and budget[0] not in trained_sizes:
