@@ -63,7 +63,12 @@ def _commit() -> str | None:
 
 def _wall_seconds(run_dirs) -> float | None:
     """From the first run folder made to the last completion marker written (a sweep stopped early
-    has no timings.json; this counts the same span)."""
+    has no timings.json; this counts the same span, including runs reused from earlier sweeps)."""
+    span = _span(run_dirs)
+    return round(span[1] - span[0], 1) if span else None
+
+
+def _span(run_dirs):
     starts, ends = [], []
     for d in run_dirs:
         d = Path(d)
@@ -72,7 +77,11 @@ def _wall_seconds(run_dirs) -> float | None:
             ends.append((d / "COMPLETE").stat().st_mtime)
         except OSError:
             continue
-    return round(max(ends) - min(starts), 1) if starts else None
+    return (min(starts), max(ends)) if starts else None
+
+
+def _iso(t) -> str | None:
+    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def budget_check(runs: pd.DataFrame) -> dict | None:
@@ -165,7 +174,9 @@ def scaling_report(name="scaling", root=None, n_boot: int = 500) -> dict:
         "machine": _machine(),
         "img_per_s": float(ref_speed.median()) if len(ref_speed) else None,
         "img_per_s_note": "median training img/s of the reference runs, measured while the sweep ran (2 workers)",
-        "date": time.strftime("%Y-%m-%d"), "commit": _commit(), "wall_seconds": _wall_seconds(run_dirs)})
+        "date": time.strftime("%Y-%m-%d"), "commit": _commit(), "wall_seconds": _wall_seconds(run_dirs),
+        "first_run_started": _iso((_span(run_dirs) or (None, None))[0]),
+        "last_run_finished": _iso((_span(run_dirs) or (None, None))[1])})
 
 
 def _interval(f) -> str:
