@@ -3,6 +3,11 @@
 Prints, side by side in one run: images/s of both models (batch 64, same resolution, same
 threads), the ratio, the training FLOP/s counted by torch.utils.flop_counter, and this machine's
 measured fp32 matmul peak. Run: .venv/bin/python benchmarks/train_throughput.py [--threads 2]
+
+`--precision fp32,bf16` instead measures our model's training img/s per precision (bf16: autocast
+of the forward pass, as `learn/train.py` does for precision="bf16"), the precisions interleaved
+`--repeats` times (the best of each is printed, with its ratio to the first), so a machine shared
+with other work slows them alike.
 """
 from __future__ import annotations
 
@@ -53,7 +58,7 @@ def diffusers_model(config, target_params):
     return m, lambda x, t, xy: m(x, t, class_labels=proj(xy)).sample
 
 
-def images_per_second(forward, params, config, batch=64, warmup=5, steps=30):
+def images_per_second(forward, params, config, batch=64, warmup=5, steps=30, precision="fp32"):
     schedule = LinearSchedule.from_config(config)
     opt = torch.optim.AdamW(params, lr=1e-4)
     n = config.image_size
@@ -63,7 +68,9 @@ def images_per_second(forward, params, config, batch=64, warmup=5, steps=30):
         t = torch.randint(0, 1000, (batch,))
         xy = torch.rand(batch, 2) * n
         noise = torch.randn_like(x0)
-        loss = F.mse_loss(forward(schedule.add_noise(x0, noise, t), t, xy), noise)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            pred = forward(schedule.add_noise(x0, noise, t), t, xy)
+        loss = F.mse_loss(pred.float(), noise)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -76,13 +83,40 @@ def images_per_second(forward, params, config, batch=64, warmup=5, steps=30):
     return batch * steps / (time.perf_counter() - t0), step
 
 
+def precision_table(profiles, precisions, repeats: int) -> None:
+    """Our model's training img/s per precision, interleaved `repeats` times; best of each."""
+    print(f"{'profile':8} {'N':>3} " + " ".join(f"{p + ' img/s':>11}" for p in precisions)
+          + " " + " ".join(f"{p + '/' + precisions[0]:>11}" for p in precisions[1:]))
+    for name in profiles:
+        config = profile_config(name)
+        best = {p: 0.0 for p in precisions}
+        for _ in range(repeats):
+            for p in precisions:
+                torch.manual_seed(0)
+                model, fwd = ours(config)
+                best[p] = max(best[p], images_per_second(fwd, model.parameters(), config, precision=p)[0])
+        print(f"{name:8} {config.image_size:>3} " + " ".join(f"{best[p]:>11.0f}" for p in precisions)
+              + " " + " ".join(f"{best[p] / best[precisions[0]]:>11.2f}" for p in precisions[1:]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profiles", default="quick,cpu32")
+    ap.add_argument("--precision", default=None, help="e.g. fp32,bf16: img/s per training precision (our model only)")
+    ap.add_argument("--repeats", type=int, default=3, help="with --precision: interleaved rounds, best of each")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.precision:
+        precisions = args.precision.split(",")
+        bad = [p for p in precisions if p not in ("fp32", "bf16")]
+        if bad:
+            ap.error(f"--precision: each of fp32, bf16; got {', '.join(bad)}")
+        print(f"threads={args.threads}; CPU flags: amx_bf16={'amx_bf16' in open('/proc/cpuinfo').read()}, "
+              f"avx512_bf16={'avx512_bf16' in open('/proc/cpuinfo').read()}")
+        precision_table(args.profiles.split(","), precisions, args.repeats)
+        return
     peak = peak_matmul_flops()
     print(f"threads={args.threads}  peak fp32 matmul: {peak / 1e9:.1f} GFLOP/s")
     print(f"{'profile':8} {'N':>3} {'ours params':>12} {'ours img/s':>10} {'diffusers params':>17} "

@@ -173,6 +173,17 @@ def cmd_export(args) -> int:
 
 def cmd_report(args) -> int:
     from bumpdiff_core.present.report import sweep_report
+    from bumpdiff_core.sweeps.definitions import get_sweep
+
+    if get_sweep(args.sweep).search is not None:  # a scaling sweep: γ per model, not claims
+        from bumpdiff_core.present.report_scaling import scaling_markdown, scaling_report, write_json
+
+        result = scaling_report(args.sweep)
+        print(write_json(result) if args.json else scaling_markdown(result))
+        unfitted = [f["model"] for f in result["fits"] if "error" in f]
+        if unfitted:
+            print(f"bumpdiff: no fit yet for {', '.join(unfitted)} (see fits[].error)", file=sys.stderr)
+        return 3 if unfitted else 0
 
     report = sweep_report(args.sweep)
     print(report.to_json() if args.json else report.to_markdown())

@@ -115,6 +115,7 @@ def grid_shape(c) -> tuple[int, int]:
 _SEED = (ge(0), le(2**31 - 1))
 _PER_AXIS = Ref("grid positions per axis", lambda c: min(grid_shape(c)))
 _POSITIONS = Ref("grid positions", lambda c: grid_shape(c)[0] * grid_shape(c)[1])
+_LATIN_RUNGS = Ref("grid positions per axis - 2", lambda c: min(grid_shape(c)) - 2)  # = learn.latin.max_rung
 _LEVELS = Ref("len(channel_mults)", lambda c: len(c.channel_mults))
 _SIZE = Ref("image_size", lambda c: c.image_size)
 _HALVINGS = Ref("2**(len(channel_mults) - 1)", lambda c: 2 ** (len(c.channel_mults) - 1))
@@ -158,15 +159,19 @@ class RunConfig:
     increment_y: float = param(1.0, "spacing of bump centres in y (rows)", gt(0), lt(_SIZE))
     # --- training-set design (data.py): which grid centres are trained on ----------------------
     design: str = param("grid", "grid: every centre; random: design_count of them; lines: design_lines "
-                        "rows and columns; holdout: all but a holdout_size square",
-                        one_of("grid", "random", "lines", "holdout"), hash_if_default=False)
+                        "rows and columns; holdout: all but a holdout_size square; latin: rung design_rungs of "
+                        "the Latin-square design (learn/latin.py)",
+                        one_of("grid", "random", "lines", "holdout", "latin"), hash_if_default=False)
     design_count: int = param(64, "design=random: how many grid centres", ge(1), when_design("random", le(_POSITIONS)),
                               hash_if_default=False)
-    design_seed: int = param(0, "design=random: which centres", *_SEED, hash_if_default=False)
+    design_seed: int = param(0, "design=random / latin: which centres (the Latin square)", *_SEED, hash_if_default=False)
     design_lines: int = param(2, "design=lines: rows and columns kept", ge(1), when_design("lines", le(_PER_AXIS)),
                               hash_if_default=False)
     holdout_size: int = param(6, "design=holdout: side of the square of centres left out", ge(1),
                               when_design("holdout", lt(_PER_AXIS)), hash_if_default=False)
+    design_rungs: int = param(1, "design=latin: r, trained on r classes of the Latin square (r·K positions, every x "
+                              "and y r times); 2 more classes are the test set", ge(1),
+                              when_design("latin", le(_LATIN_RUNGS)), hash_if_default=False)
     # --- model (conditional UNet) -------------------------------------------------------------
     base_channels: int = param(16, "channels of the first level", multiple_of(4), ge(4), le(512))  # 4: GroupNorm
     channel_mults: tuple = param((1, 2, 2), "width multiplier per encoder level (\"three down, three up\")",

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bumpdiff_core.present import report
-from bumpdiff_core.claims import scaling, verdicts
+from bumpdiff_core.claims import verdicts
 from bumpdiff_core.sweeps.definitions import Sweep, get_sweep
 
 from test_verdicts import make_table
@@ -31,7 +31,7 @@ def write_finished_run(spec, root, table):
 
 
 def assert_schema(obj, sweep_name):
-    assert set(obj) >= {"sweep", "runs", "claims", "fits", "missing", "m_star"}
+    assert set(obj) >= {"sweep", "runs", "claims", "missing", "efficiency"}
     assert obj["sweep"] == sweep_name
     for r in obj["runs"]:
         assert set(r) == {"run_id", "run_dir", "config", "final"}
@@ -41,7 +41,7 @@ def assert_schema(obj, sweep_name):
         assert c["verdict"] in verdicts.VERDICTS
         if c["value"] is not None and c["low"] is not None:
             assert c["low"] <= c["value"] <= c["high"]
-    assert obj["fits"] == [] and isinstance(obj["efficiency"], list)
+    assert isinstance(obj["efficiency"], list)
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_report_json_schema_on_hand_written_runs(fake_root):
     assert list(claims) == list(verdicts.CLAIMS.values())
     assert claims[verdicts.CLAIMS["fig4_trend"]]["value"] is not None
     md = rep.to_markdown()
-    assert "## Claims" in md and "| claim | verdict |" in md and "No data-scaling runs" in md
+    assert "## Claims" in md and "| claim | verdict |" in md
 
 
 def test_unfinished_runs_are_missing_and_nothing_trains(fake_root):
@@ -113,10 +113,6 @@ def test_report_on_the_tiny_run(tiny_run):
     assert set(obj["missing"]) == {s.run_id for s in get_sweep("book-tiny").runs()} - {tiny_run.path.name}
     assert rep.exit_code == report.EXIT_INCOMPLETE
     assert obj["runs"][0]["final"]["step"] == tiny_run.config.steps
-
-
-def test_scaling_fits_hook_is_empty_without_scaling_runs():
-    assert scaling.scaling_fits(get_sweep("book-quick"), {}) == []
 
 
 def test_report_json_properties_on_a_hand_made_sweep(fake_root):

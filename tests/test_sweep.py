@@ -97,36 +97,6 @@ def test_book_full_and_seed_lists():
     assert legacy.main_seeds == legacy.figure_seeds == (1, 2)
 
 
-def test_efficiency_full_is_a_data_scaling_sweep():
-    from bumpdiff_core.claims import scaling
-    from bumpdiff_core.present.pages_efficiency import sweep_estimate
-
-    sweep = SWEEPS["efficiency-full"]
-    references = [r.config for r in sweep.runs()]
-    rungs = [s for lad in sweep.ladders for s in sweep.ladder_runs(lad)]
-    configs = references + [s.config for s in rungs]
-    assert sweep.scaling and not sweep.book and sweep.page_specs() == []
-    assert all(c.design == "grid" for c in references)   # the static part: one reference per K, model, seed
-    assert len({s.run_id for s in rungs}) == len(rungs) == len(scaling.scaling_overrides()) - len(references)
-    sizes = sorted({c.image_size for c in configs})
-    assert len(sizes) >= 5 and sizes[-1] / sizes[0] >= 4
-    assert all(c.increment_x == c.increment_y == 1.0 for c in configs)
-    assert len({c.seed for c in configs}) >= 2
-    assert {(c.design, c.conditioning) for c in configs} == {(d, m) for d in ("grid", "random", "lines")
-                                                             for m in ("global", "separable")}
-    for k in sizes:  # a full-grid reference per K, seed and model; the budget per K; few checkpoints
-        at_k = [c for c in configs if c.image_size == k]
-        assert sum(c.design == "grid" for c in at_k) == 4
-        assert {c.steps for c in at_k} == {scaling.step_budget(k)}
-        assert all(c.checkpoint_log_count == 0 and c.steps // c.checkpoint_dense_every == 4 for c in at_k)
-        counts = [c.design_count for c in at_k if c.design == "random" and c.seed == 0 and c.conditioning == "global"]
-        assert counts[0] == k and counts == sorted(counts) and counts[-1] < k * k  # from ~K towards K²
-        lines = [c.design_lines for c in at_k if c.design == "lines" and c.seed == 0 and c.conditioning == "global"]
-        assert lines == list(range(1, len(lines) + 1))
-    est = sweep_estimate(sweep)
-    assert len(references) < est["runs"] < len(configs) and est["wall_seconds"] > 3600  # too large for the book
-
-
 def test_tiny_and_seed_sweeps():
     tiny = SWEEPS["book-tiny"]
     assert len(tiny.runs()) == 5 and all(r.profile == "tiny" for r in tiny.runs())

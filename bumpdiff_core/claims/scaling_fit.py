@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from bumpdiff_core.learn.latin import M50_THRESHOLD, bisect_rungs  # noqa: F401  (the rung search, re-exported)
+
 VERDICT_RULE = """Declared before any data. With [low, high] the bootstrap interval of γ:
 - it holds 1 and excludes 2 -> "efficient (factorized)": M50 grows like K, x and y are learned as two 1D problems;
 - it holds 2 and excludes 1 -> "coupled (O(K²))": M50 grows like K², positions are learned jointly;
@@ -41,7 +43,7 @@ VERDICT_RULE = """Declared before any data. With [low, high] the bootstrap inter
 EFFICIENT, COUPLED, UNDECIDED = "efficient (factorized)", "coupled (O(K²))", "undecided"
 
 COLUMNS = ("model", "K", "seed", "rung", "M", "position", "correct")
-THRESHOLD = 0.5   # M50: half the test positions drawn right
+THRESHOLD = M50_THRESHOLD   # M50: half the test positions drawn right
 N_BOOT = 500
 LEVEL = 0.95
 MIN_K = 3         # K values whose outcomes hold both passes and fails needed for a fit
@@ -274,31 +276,3 @@ def fit_scaling(outcomes: pd.DataFrame, model=None, n_boot: int = N_BOOT, seed: 
     return ScalingFit(model=str(model), gamma=float(gamma), low=low, high=high, verdict=verdict(gamma, low, high),
                       a=float(a), b=float(b), c=float(c), m50_by_k=m50_by_k, n_networks=int(design.n_networks),
                       n_positions=int(design.n_units), n_rows=len(df), n_boot=int(n_boot), level=float(level))
-
-
-def bisect_rungs(K: int, finished: dict, threshold: float = THRESHOLD) -> int | None:
-    """The rung to train next for one (K, model, seed), or None when the bracket is closed.
-
-    `finished`: {rung: unseen (test-set) accuracy} of the rungs already trained; rungs are
-    1..K-2 (`learn.latin.max_rung`). Bisection is valid because rungs are nested, so passing
-    (accuracy >= threshold) is monotone in the rung. The bracket is (lo, hi): hi = the smallest
-    passing rung (K - 1 when none passed), lo = the largest failing rung below hi (0 when none).
-    Closed when hi = lo + 1: an adjacent fail/pass pair, or rung 1 passing (censored: M50 <= K),
-    or rung K-2 failing (censored: M50 > (K-2)K). Otherwise the midpoint (lo + hi) // 2, which is
-    never already finished. A fail above the smallest pass (noise against monotonicity) is ignored.
-    """
-    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 3:
-        raise ValueError(f"K={K!r} is out of range: an integer K ≥ 3")
-    top = int(K) - 2  # learn.latin.max_rung (not imported: the package layout is moving)
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold={threshold} is out of range: 0 < threshold ≤ 1")
-    for r, acc in finished.items():
-        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or not 1 <= r <= top:
-            raise ValueError(f"finished rung {r!r} is out of range: 1 ≤ rung ≤ {top} for K = {K}")
-        if not (isinstance(acc, (int, float, np.number)) and 0 <= acc <= 1):
-            raise ValueError(f"finished[{r}]={acc!r} is not an accuracy in [0, 1]")
-    hi = min((r for r, acc in finished.items() if acc >= threshold), default=top + 1)
-    lo = max((r for r, acc in finished.items() if acc < threshold and r < hi), default=0)
-    if hi - lo <= 1:
-        return None
-    return int((lo + hi) // 2)

@@ -247,9 +247,21 @@ def deliver(task: NotebookTask, record: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 class SerialExecutor:
+    slots = 1
+
     def map(self, tasks):
         for task in tasks:
             yield execute_notebook_task(task)
+
+    def stream(self, next_tasks):
+        """Run what `next_tasks(free)` hands out (at most `free` tasks), asking again after every
+        finished task, until it hands out nothing; yields each record."""
+        while True:
+            tasks = next_tasks(self.slots)
+            if not tasks:
+                return
+            for task in tasks:
+                yield execute_notebook_task(task)
 
     def close(self):
         pass
@@ -303,6 +315,36 @@ class DaskExecutor:
                 yield _record(task, "failed", f"{type(e).__name__}: {e}")
                 continue
             yield deliver(task, record)
+
+    @property
+    def slots(self) -> int:
+        """Tasks that run at once: the cluster's worker threads (at least 1)."""
+        return max(1, sum(self.client.nthreads().values()))
+
+    def stream(self, next_tasks):
+        """Keep every worker busy with what `next_tasks(free)` hands out (at most `free` tasks,
+        asked again after every finished task) until it hands out nothing and nothing runs;
+        yields each record as its task finishes."""
+        from distributed import as_completed
+
+        running, done = {}, as_completed()
+        slots = self.slots
+
+        def fill():
+            for task in next_tasks(slots - len(running)):
+                fut = self.client.submit(execute_notebook_task, task, pure=False,
+                                         key=f"{task.kind}-{task.name}-{time.time_ns()}")
+                running[fut.key] = task
+                done.add(fut)
+
+        fill()
+        for fut in done:
+            task = running.pop(fut.key)
+            try:
+                yield fut.result()
+            except Exception as e:  # the worker died: report, go on
+                yield _record(task, "failed", f"{type(e).__name__}: {e}")
+            fill()
 
     def close(self):
         self.client.close()

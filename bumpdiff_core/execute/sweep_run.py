@@ -80,31 +80,54 @@ def run_sweep(name, scheduler: str | None = None, workers: int | None = None, se
             bar.set_postfix_str(f"{stage} stage" + (f", {bad} failed" if bad else ""))
         timings[f"{stage}_stage_seconds"] = round(time.time() - stage_start, 2)
 
-    def bisect() -> None:
-        """Data-scaling ladders: train every undecided ladder's next rung, round after round
-        (the first round beside the static runs, so both workers stay busy), until all are
-        decided. A rung is tried once: a ladder whose rung failed stops there (reported)."""
-        from bumpdiff_core.results.tables import next_ladder_runs
+    def search() -> None:
+        """A scaling sweep: its static runs (the references) first, then, as each run finishes,
+        the rungs `sweep.search` proposes from the finished ones (read through results/), in its
+        priority order, never more than the workers can take (a K's full-grid reference is
+        proposed ahead of its ladders); a K's ladders start once its reference finished above `REFERENCE_ACCURACY` (an under-trained K gets none). A
+        rung is tried once: a ladder whose rung failed stops there (reported)."""
+        from bumpdiff_core.results.scaling import finished_accuracy, reference_table
 
         tried: set = set()
-        tasks, rounds, started_train = list(run_tasks), 0, time.time()
-        while True:
-            rungs = next_ladder_runs(sweep, data, skip=tried)
-            tried |= {spec.run_id for spec in rungs}
-            tasks += [_run_task(spec, out, notebooks, data) for spec in rungs]
-            if not tasks:
-                break
-            rounds += 1
-            bar.total += len(rungs)
+        references = {s.run_id for s in sweep.reference_runs()}  # proposed by the search, in its order
+        queue = [t for t in run_tasks if t.name not in references]
+        names = {}
+        started_train = time.time()
+
+        def next_tasks(free: int) -> list:
+            out = []
+            while queue and len(out) < free:
+                out.append(queue.pop(0))
+            if len(out) < free:
+                finished = finished_accuracy(sweep, data)
+                refs = reference_table(sweep, data)  # a K's ladders start once its reference trained
+                trained = set(refs.loc[~refs["under_trained"].astype(bool), "K"].astype(int))
+                for key in sweep.search.propose(finished, trained, set(refs["K"].astype(int))):
+                    spec = sweep.search_spec(key)
+                    if spec.run_id not in tried and len(out) < free:
+                        out.append(_run_task(spec, out_dir, notebooks, data))
+                        names[spec.run_id] = (f"K={key[1]} full-grid reference" if key[0] == "reference" else
+                                              "K={}, {}, seed {}, rung {}".format(*key[:4])
+                                              + (f", {key[4]}x steps" if key[4] != 1 else ""))
+            tried.update(t.name for t in out)
+            bar.total = max(bar.total, len(records) + len(out) + 1)
             bar.refresh()
-            execute("train", tasks)
-            tasks = []
-        timings["bisection_rounds"] = rounds
+            return out
+
+        for record in executor.stream(next_tasks):
+            records.append(record)
+            bar.update(1)
+            print(f"[{time.strftime('%H:%M:%S')}] {record['status']} {record['name'][:8]} "
+                  f"({names.get(record['name'], '')}; {record['seconds']:.0f} s); "
+                  f"{sum(r['status'] in ('ok', 'reused') for r in records)} done, "
+                  f"{sum(r['status'] == 'failed' for r in records)} failed, {time.time() - started_train:.0f} s",
+                  file=sys.stderr, flush=True)
         timings["train_stage_seconds"] = round(time.time() - started_train, 2)
 
+    out_dir = out
     try:
-        if sweep.ladders:
-            bisect()
+        if sweep.search:
+            search()
         else:
             execute("train", run_tasks)
         finished = {r["run_id"] for r in records if r["kind"] == "run" and r["status"] != "failed"}

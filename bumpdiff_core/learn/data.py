@@ -69,7 +69,7 @@ def render_factorized(centre, image_size: int, sigma: float, width_ratio: float 
 # training-set designs: which grid positions the model is trained on
 # ---------------------------------------------------------------------------------------------
 
-DESIGNS = ("grid", "random", "lines", "holdout")
+DESIGNS = ("grid", "random", "lines", "holdout", "latin")
 
 
 def line_indices(k_axis: int, lines: int) -> np.ndarray:
@@ -105,7 +105,7 @@ def holdout_indices(k_axis: int, size: int) -> np.ndarray:
 
 
 def design_mask(design: str, shape: tuple[int, int], *, count: int = 64, seed: int = 0,
-                lines: int = 2, holdout_size: int = 6) -> np.ndarray:
+                lines: int = 2, holdout_size: int = 6, rungs: int = 1) -> np.ndarray:
     """Boolean (K_y, K_x) map of the training positions of a design on a K_y x K_x grid
     (mask[row, column]; row = y index, column = x index).
 
@@ -115,6 +115,8 @@ def design_mask(design: str, shape: tuple[int, int], *, count: int = 64, seed: i
       every y value is seen, in only 2 k K - k^2 combinations (K_x = K_y = K).
     - ``holdout``: every position except a central square of `holdout_size` x `holdout_size`
       positions (`holdout_indices` on each axis).
+    - ``latin``: rung `rungs` of the Latin-square design with design seed `seed` (`latin.rung_mask`:
+      r·K positions, every x and y r times; the 2K test positions `latin.test_mask` are never in it).
     """
     ky, kx = shape
     if design == "grid":
@@ -128,6 +130,12 @@ def design_mask(design: str, shape: tuple[int, int], *, count: int = 64, seed: i
     elif design == "lines":
         mask[line_indices(ky, lines), :] = True
         mask[:, line_indices(kx, lines)] = True
+    elif design == "latin":
+        from bumpdiff_core.learn import latin
+
+        if ky != kx:
+            raise ValueError(f"design 'latin' needs a square grid; got {ky} x {kx} positions")
+        mask = latin.rung_mask(kx, latin.check_rung(kx, rungs, "design_rungs"), seed)
     elif design == "holdout":
         mask[:] = True
         mask[np.ix_(holdout_indices(ky, holdout_size), holdout_indices(kx, holdout_size))] = False
@@ -140,7 +148,7 @@ def training_mask(config: RunConfig) -> np.ndarray:
     """Boolean (K_y, K_x) map of the config's training positions (for the data page's K x K map)."""
     shape = map_shape(config.image_size, config.increment_x, config.increment_y)
     return design_mask(config.design, shape, count=config.design_count, seed=config.design_seed,
-                       lines=config.design_lines, holdout_size=config.holdout_size)
+                       lines=config.design_lines, holdout_size=config.holdout_size, rungs=config.design_rungs)
 
 
 def training_positions(config: RunConfig) -> np.ndarray:

@@ -39,6 +39,7 @@ import numpy as np
 TEST_CLASSES = (0, 1)    # the classes held out for testing
 FIRST_TRAIN_CLASS = 2    # rung r trains on classes FIRST_TRAIN_CLASS .. FIRST_TRAIN_CLASS + r - 1
 MIN_K = 3                # 2 test classes and at least 1 training class
+M50_THRESHOLD = 0.5      # a rung passes when at least this share of the test samples is right
 ROUNDING_TOLERANCE = 0.5  # |error| < this on each axis: the centre rounds to the requested position
 
 
@@ -163,3 +164,31 @@ def nearest_trained_memoriser(train_pos, test_pos) -> np.ndarray:
         raise ValueError("train_pos is empty: a memoriser needs at least one training position")
     distance = ((test[:, None, :] - train[None, :, :]) ** 2).sum(axis=2)
     return train[np.argmin(distance, axis=1)]  # argmin: the first index on a tie
+
+
+def bisect_rungs(K: int, finished: dict, threshold: float = M50_THRESHOLD) -> int | None:
+    """The rung to train next for one (K, model, seed), or None when the bracket is closed.
+
+    `finished`: {rung: unseen (test-set) accuracy} of the rungs already trained; rungs are
+    1..K-2 (`learn.latin.max_rung`). Bisection is valid because rungs are nested, so passing
+    (accuracy >= threshold) is monotone in the rung. The bracket is (lo, hi): hi = the smallest
+    passing rung (K - 1 when none passed), lo = the largest failing rung below hi (0 when none).
+    Closed when hi = lo + 1: an adjacent fail/pass pair, or rung 1 passing (censored: M50 <= K),
+    or rung K-2 failing (censored: M50 > (K-2)K). Otherwise the midpoint (lo + hi) // 2, which is
+    never already finished. A fail above the smallest pass (noise against monotonicity) is ignored.
+    """
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 3:
+        raise ValueError(f"K={K!r} is out of range: an integer K ≥ 3")
+    top = max_rung(int(K))
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold={threshold} is out of range: 0 < threshold ≤ 1")
+    for r, acc in finished.items():
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or not 1 <= r <= top:
+            raise ValueError(f"finished rung {r!r} is out of range: 1 ≤ rung ≤ {top} for K = {K}")
+        if not (isinstance(acc, (int, float, np.number)) and 0 <= acc <= 1):
+            raise ValueError(f"finished[{r}]={acc!r} is not an accuracy in [0, 1]")
+    hi = min((r for r, acc in finished.items() if acc >= threshold), default=top + 1)
+    lo = max((r for r, acc in finished.items() if acc < threshold and r < hi), default=0)
+    if hi - lo <= 1:
+        return None
+    return int((lo + hi) // 2)

@@ -11,7 +11,10 @@ METRIC_COLUMNS = ["step", "loss", "accuracy", "accuracy_x", "accuracy_y", "frac_
                   "error_x", "error_y",
                   "accuracy_seen", "accuracy_unseen", "accuracy_unseen_low", "accuracy_unseen_high",
                   "n_unseen", "error_seen", "error_unseen", "memoriser_unseen",
-                  "error_x_low", "error_x_high", "error_y_low", "error_y_high"]
+                  "error_x_low", "error_x_high", "error_y_low", "error_y_high",
+                  # the rounding rule (learn/latin.rounding_correct) on the evaluation labels; for
+                  # design=latin at the last checkpoint: the test set (test_outcomes.npz) and its memoriser
+                  "seen_round_accuracy", "test_accuracy", "test_n", "memoriser_test"]
 
 SEEN, UNSEEN = 0, 1  # values of the eval npz's `split`
 

@@ -50,6 +50,7 @@ import torch
 from bumpdiff_core.measure import geometry, intervals, metrics
 from bumpdiff_core.config import SEED_STRIDE, checkpoint_steps, resolve_tap
 from bumpdiff_core.learn.data import centre_grid, evaluation_positions, map_shape, training_mask, training_positions
+from bumpdiff_core.learn import latin
 from bumpdiff_core.learn.diffusion import LinearSchedule, sample
 from bumpdiff_core.measure.manifold import umap_embed
 from bumpdiff_core.measure.columns import (BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, KNN_K, METRIC_COLUMNS, OVERLAP_K,  # noqa: F401
@@ -194,10 +195,11 @@ def _extra_measures(c, ev: dict, seen: dict, counts, centres) -> dict:
     for j, axis in enumerate("xy"):  # Student t interval of the mean over the n_labels samples
         _, out[f"error_{axis}_low"], out[f"error_{axis}_high"] = intervals.t_interval(bright[:, j])
     out["accuracy_seen"] = float(np.mean(ok_x & ok_y))
+    out["seen_round_accuracy"] = float(np.mean(latin.rounding_correct(counts, centres, labels)))
     out["error_seen"] = float(np.hypot(bright[:, 0], bright[:, 1]).mean())
     nan = float("nan")
     out.update(accuracy_unseen=nan, accuracy_unseen_low=nan, accuracy_unseen_high=nan, n_unseen=0,
-               error_unseen=nan, memoriser_unseen=nan)
+               error_unseen=nan, memoriser_unseen=nan, test_accuracy=nan, test_n=0, memoriser_test=nan)
     unseen = np.asarray(ev["split"]) == UNSEEN if "split" in ev else np.zeros(0, bool)
     if unseen.any():
         u_labels = np.asarray(ev["labels"][unseen], dtype=np.float64)
@@ -260,6 +262,37 @@ def evaluate_position_map(run: Run, step: int, device=None) -> dict:
     return out
 
 
+TEST_SAMPLES = 2               # design=latin: noise seeds per test position at the last checkpoint
+TEST_SEED_OFFSET = 500_000     # their seeds: eval_seed · SEED_STRIDE + offset + sample index (apart from the labels')
+
+
+def evaluate_test_outcomes(run: Run, step: int, device=None) -> dict:
+    """design=latin: every one of the 2K test positions (`latin.test_positions`) sampled
+    `TEST_SAMPLES` times at checkpoint `step` and scored by the rounding rule
+    (`latin.rounding_correct`); the nearest-training-position memoriser scored on the same
+    positions. Saved to `run.test_outcomes_path`: `positions` (2K, 2) (x, y), `position_ids`
+    (y·K + x), `correct` (2K, TEST_SAMPLES) bool, `n_bumps` and `centres` per sample,
+    `memoriser_correct` (2K,) bool and `step`."""
+    c = run.config
+    K = c.image_size
+    positions = latin.test_positions(K, c.design_seed)
+    labels = np.concatenate([positions] * TEST_SAMPLES)  # sample j of position i at j·2K + i
+    seeds = c.eval_seed * SEED_STRIDE + TEST_SEED_OFFSET + np.arange(len(labels))
+    images = [sample_checkpoint(run, step, device, labels=labels[i:i + POSITION_MAP_BATCH], tap_names=[],
+                                seeds=seeds[i:i + POSITION_MAP_BATCH])[0]
+              for i in range(0, len(labels), POSITION_MAP_BATCH)]
+    counts, centres = metrics.detect_bumps(np.concatenate(images), c.sigma)
+    correct = latin.rounding_correct(counts, centres, labels).reshape(TEST_SAMPLES, -1).T
+    drawn = latin.nearest_trained_memoriser(training_positions(c), positions)
+    memoriser = latin.rounding_correct(np.ones(len(positions)), drawn, positions)
+    out = dict(step=np.int64(step), positions=positions, position_ids=latin.position_ids(positions, K),
+               correct=correct, n_bumps=np.asarray(counts).reshape(TEST_SAMPLES, -1).T,
+               centres=np.asarray(centres, dtype=np.float32).reshape(TEST_SAMPLES, -1, 2).transpose(1, 0, 2),
+               memoriser_correct=memoriser)
+    run.save_arrays(run.test_outcomes_path, **out)
+    return out
+
+
 def evaluate_run(run: Run, device=None, progress: bool = True):
     """Evaluate every scheduled checkpoint (cached ones cost nothing) and write metrics.csv; for
     designs other than grid, also the last checkpoint's `position_map.npz` (cached)."""
@@ -272,7 +305,15 @@ def evaluate_run(run: Run, device=None, progress: bool = True):
     steps = checkpoint_steps(run.config)
     for step in tqdm(steps, desc=f"evaluate {run.path.name}", disable=not progress, unit="ckpt"):
         rows.append(evaluate_checkpoint(run, step, device, losses, seconds))
-    if run.config.design != "grid":
+    if run.config.design == "latin":  # the test set at the last checkpoint instead of a position map
+        t0 = time.perf_counter()
+        cached = _cached(run, run.test_outcomes_path)
+        if cached is None or int(cached["step"]) != steps[-1]:
+            cached = evaluate_test_outcomes(run, steps[-1], device)
+        rows[-1].update(test_accuracy=float(np.mean(cached["correct"])), test_n=int(np.size(cached["correct"])),
+                        memoriser_test=float(np.mean(cached["memoriser_correct"])))
+        seconds["test_outcomes"] = time.perf_counter() - t0
+    elif run.config.design != "grid":
         t0 = time.perf_counter()
         cached = _cached(run, run.position_map_path)
         if cached is None or int(cached["step"]) != steps[-1]:
@@ -285,5 +326,6 @@ def evaluate_run(run: Run, device=None, progress: bool = True):
     run.update_meta(evaluate_seconds=time.time() - started, evaluate_sampling_seconds=seconds.get("sampling", 0.0),
                     evaluate_umap_seconds=seconds.get("umap", 0.0),
                     evaluate_measures_seconds=seconds.get("measures", 0.0),
-                    evaluate_position_map_seconds=seconds.get("position_map", 0.0))
+                    evaluate_position_map_seconds=seconds.get("position_map", 0.0),
+                    evaluate_test_outcomes_seconds=seconds.get("test_outcomes", 0.0))
     return table

@@ -31,6 +31,22 @@ def chebyshev_distance_to_set(positions: np.ndarray, reference: np.ndarray) -> n
     return out
 
 
+def unseen_mask(mask: np.ndarray) -> np.ndarray:
+    """Unseen positions of a design mask on an increment-1 grid: those at Chebyshev distance >= 2
+    px from every training position (`unseen_positions`), i.e. outside the mask's 3×3 dilation."""
+    padded = np.pad(np.asarray(mask, dtype=bool), 1)
+    near = np.zeros_like(padded)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            near |= np.roll(np.roll(padded, dy, axis=0), dx, axis=1)
+    return ~near[1:-1, 1:-1]
+
+
+def n_unseen(mask: np.ndarray) -> int:
+    """How many positions `unseen_mask` leaves."""
+    return int(unseen_mask(mask).sum())
+
+
 def unseen_positions(train_positions, grid, min_distance: float = UNSEEN_MIN_DISTANCE) -> np.ndarray:
     """The positions of `grid` (M, 2) at Chebyshev distance >= `min_distance` px from every
     training position, in grid order (float32 (P, 2); P = 0 for the full grid)."""

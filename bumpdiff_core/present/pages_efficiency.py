@@ -8,7 +8,8 @@ import math
 
 import pandas as pd
 
-from bumpdiff_core.claims import scaling, verdicts
+from bumpdiff_core.claims import verdicts
+from bumpdiff_core.learn.latin import M50_THRESHOLD
 from bumpdiff_core.measure.generalization import UNSEEN_MIN_DISTANCE
 
 FIG5_PAIR = (0.1, 1.0)   # the imbalanced pair on which the separable model is run
@@ -33,16 +34,17 @@ def efficiency_table(views: dict) -> pd.DataFrame:
                         columns=EFFICIENCY_COLUMNS)
 
 
-def efficiency_predictions(threshold: float = scaling.M_STAR_ACCURACY) -> str:
+def efficiency_predictions(threshold: float = M50_THRESHOLD) -> str:
     """What result would make each reading fail, stated before the numbers (Markdown)."""
     k = verdicts.DEFAULT.together_checkpoints
     return _bullets([
         f"**Factorized** (x and y learned as two 1D problems, O(2K) examples): it fails if a model trained on "
         f"`lines` (every x and every y value seen, only 2kK − k² combinations) stays at the memoriser's level on "
-        f"positions ≥ {UNSEEN_MIN_DISTANCE:g} px from every training position, and if the slope of log M* on "
-        f"log K (M*: training positions needed for unseen accuracy ≥ {threshold:g}) has an interval above 1.",
+        f"positions ≥ {UNSEEN_MIN_DISTANCE:g} px from every training position, and if γ in M50 ∝ K^γ (M50: "
+        f"training positions at which a share {threshold:g} of the Latin-square test set is drawn right) has "
+        f"an interval that excludes 1.",
         "**Coupled** (each (x, y) learned as a whole, O(K²)): it fails if unseen accuracy on `lines` is well "
-        "above the memoriser with an interval that excludes it, or if the M* slope's interval lies below 2.",
+        "above the memoriser with an interval that excludes it, or if γ's interval excludes 2.",
         f"**The Fig. 5 statistic as a test**: it can tell the two apart only if a model that *can* factorize "
         f"(the separable model) reads differently from the global one (x and y more than {k} checkpoint(s) "
         f"apart). If both read 'together', the statistic cannot distinguish the hypotheses.",
@@ -147,56 +149,6 @@ def fig5_control(separable_table, global_table, pair=FIG5_PAIR) -> str:
         lines.append(f"Separable: {reads['separable']}; global: {reads['global']}. The statistic does not give the "
                      "clean contrast a positive control needs; read both rows above.")
     return _bullets(lines)
-
-
-def sweep_estimate(sweep) -> dict:
-    """`scaling.estimate` of a sweep: its static runs plus the expected bisection steps."""
-    ladder_list = [(lad, [s.config for s in sweep.ladder_runs(lad)]) for lad in sweep.ladders]
-    return scaling.estimate([s.config for s in sweep.runs()], ladder_list=ladder_list)
-
-
-def measured_sentence(est: dict, measured: dict = scaling.MEASURED_SMALL) -> str:
-    """How long the measured slice took against its estimate, and what that makes of `est`."""
-    ratio = measured["wall_seconds"] / measured["estimated_wall_seconds"]
-    return (f"Measured once ({measured['date']}): `{measured['sweep']}` (K = 8, 12, 16, seed 0; its "
-            f"{measured['runs']} runs are runs of `efficiency-full`) took {measured['wall_seconds'] / 60:.0f} min on 2 "
-            f"cores of a machine that trains at {measured['img_per_s']} img/s, {ratio:.1f}× its estimate; at that "
-            f"ratio this sweep takes about {est['wall_seconds'] * ratio / 3600:.0f} h there.")
-
-
-def scaling_section(report) -> str:
-    """The data-scaling section from `report.sweep_report("efficiency-full")`: the fitted slopes
-    when its runs exist, otherwise how to produce them and the estimated time (Markdown)."""
-    from bumpdiff_core.sweeps.definitions import get_sweep
-
-    sweep = get_sweep(report.sweep)
-    est = sweep_estimate(sweep)
-    sizes = sorted({lad.k for lad in sweep.ladders}) or list(scaling.SCALING_SIZES)
-    seeds = sorted({lad.seed for lad in sweep.ladders}) or list(scaling.SCALING_SEEDS)
-    budgets = ", ".join(f"K = {k}: {scaling.step_budget(k)} steps" for k in sizes)
-    head = (f"`{sweep.name}`: about {est['runs']} runs (K = {', '.join(map(str, sizes))}; seeds "
-            f"{', '.join(map(str, seeds))}; random and lines ladders; global and separable; a "
-            f"full-grid reference per K). Step budgets: {budgets}. M* = smallest training set whose final unseen "
-            f"accuracy reaches {scaling.M_STAR_ACCURACY:g}, found by bisection over a geometric ladder of sizes (resolution one "
-            f"rung; bisection assumes passing is monotone in the size).")
-    if not report.runs:
-        return (head + f"\n\nNone of its runs is finished here. Produce them with `bumpdiff sweep {sweep.name}` "
-                f"(add `--scheduler tcp://HOST:8786` for a Dask cluster), then `bumpdiff report {sweep.name} --json`. "
-                f"Estimated time on 2 cores: {est['wall_seconds'] / 3600:.1f} h ({est['run_seconds'] / 3600:.1f} "
-                f"CPU-hours) from per-step costs measured on a machine that trains at 1140 img/s. "
-                + measured_sentence(est))
-    lines = [f"{f['design']} · {f['model']}: " + (f"slope {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}]"
-                                                   if math.isfinite(_num(f['slope'])) else "no slope")
-             + f" ({f['detail']})" for f in report.fits]
-    done = (f"{len(report.runs)} runs finished (about {est['runs']} expected)"
-            + (f"; {len(report.missing)} still to train (references and next bisection steps)" if report.missing else ""))
-    out = head + f"\n\n{done}. Slopes of log M* on log K (1: factorized, 2: coupled):\n" + _bullets(lines or ["no fit"])
-    if len(report.m_star):
-        from bumpdiff_core.present.report import _md_table
-
-        table = report.m_star[["design", "model", "K", "seed", "m_star", "reference_accuracy", "detail"]]
-        out += "\n\nM* per ladder (blank: not found; the detail says why):\n\n" + _md_table(table)
-    return out + "\n\n" + measured_sentence(est)
 
 
 def fig5_control_of(runs, pair=FIG5_PAIR) -> str:

@@ -9,15 +9,11 @@ command exits with `EXIT_INCOMPLETE` (3) so a script can tell a partial report f
     {"sweep", "seeds_used", "seeds_note", "missing": [run ids],
      "runs": [{"run_id", "run_dir", "config", "final": {metric: value}}],   (finished runs only)
      "claims": [{"claim", "verdict", "value", "low", "high", "detail"}],
-     "fits": [{"design", "model", "slope", "low", "high", "detail"}],
-     "m_star": [{"design", "model", "K", "seed", "m_star", "above", "reference_accuracy", "rungs", "detail"}],
      "efficiency": [{"run_id", "label", "design", "conditioning", ..., "accuracy_unseen",
                      "accuracy_unseen_low", "accuracy_unseen_high", "memoriser_unseen"}]}
 
-`fits` is filled by `scaling_fits` for a data-scaling sweep (`efficiency-full`: the slope of
-log M* on log K per design and model, scaling.py) and is empty for every other sweep; there,
-`missing` also lists the next bisection step of every ladder not yet decided;
-`efficiency` has one row per efficiency run (`efficiency_row`: its last checkpoint).
+`efficiency` has one row per efficiency run (`efficiency_row`: its last checkpoint). A scaling
+sweep (one with a rung search) is reported by `present.report_scaling` instead.
 """
 from __future__ import annotations
 
@@ -28,12 +24,11 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from bumpdiff_core.claims import scaling, verdicts
+from bumpdiff_core.claims import verdicts
 from bumpdiff_core.results.tables import EFFICIENCY_COLUMNS, read_sweep, verdict_inputs
 from bumpdiff_core.sweeps.definitions import design_label, get_sweep
 
 EXIT_COMPLETE, EXIT_INCOMPLETE = 0, 3
-FIT_COLUMNS = ["design", "model", "slope", "low", "high", "detail"]
 
 
 def _clean(value):
@@ -55,12 +50,9 @@ class SweepReport:
     runs: list                      # [{"run_id", "run_dir", "config", "final"}] of finished runs
     missing: list                   # run ids not finished
     claims: pd.DataFrame            # verdicts.CLAIM_COLUMNS
-    fits: list = field(default_factory=list)
     seeds_used: tuple = ()
     seeds_note: str = ""
     efficiency: list = field(default_factory=list)
-    m_star: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=scaling.MSTAR_COLUMNS))
-    scaling: bool = False           # a data-scaling sweep (it has ladders)
 
     @property
     def exit_code(self) -> int:
@@ -70,9 +62,7 @@ class SweepReport:
         claims = [{k: r[k] for k in verdicts.CLAIM_COLUMNS} for r in self.claims.to_dict("records")]
         return _clean({"sweep": self.sweep, "seeds_used": list(self.seeds_used), "seeds_note": self.seeds_note,
                        "missing": list(self.missing), "runs": self.runs, "claims": claims,
-                       "fits": [{k: f.get(k) for k in FIT_COLUMNS} for f in self.fits],
-                       "efficiency": [{k: r.get(k) for k in EFFICIENCY_COLUMNS} for r in self.efficiency],
-                       "m_star": [{k: r[k] for k in scaling.MSTAR_COLUMNS} for r in self.m_star.to_dict("records")]})
+                       "efficiency": [{k: r.get(k) for k in EFFICIENCY_COLUMNS} for r in self.efficiency]})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), allow_nan=False, indent=2, ensure_ascii=False)
@@ -95,8 +85,7 @@ def sweep_report(name, root=None, tuned_seeds=verdicts.TUNED_SEEDS,
     note = judgement.note + (f"; {len(missing)} run(s) not finished, judged without them" if missing else "")
     if len(sweep.figure_seeds) > 1 and increments:
         note += f"; the Fig. 4 trend on figure seed {fig_seed} (one table per increment)"
-    return SweepReport(sweep.name, _clean(runs), missing, judgement.table, scaling.scaling_fits(sweep, found),
-                       judgement.seeds_used, note, efficiency, scaling.scaling_table(sweep, found), bool(sweep.ladders))
+    return SweepReport(sweep.name, _clean(runs), missing, judgement.table, judgement.seeds_used, note, efficiency)
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -111,9 +100,6 @@ def _md_table(df: pd.DataFrame) -> str:
 
 FINAL_COLUMNS = ["step", "phase", "accuracy", "accuracy_low", "accuracy_high", "r2_x_raw", "r2_y_raw",
                  "r2_x", "r2_y", "intrinsic_dim"]
-# a data-scaling sweep's runs are read by their unseen accuracy (M*), beside the memoriser's
-SCALING_FINAL_COLUMNS = ["step", "accuracy", "accuracy_seen", "accuracy_unseen", "accuracy_unseen_low",
-                         "accuracy_unseen_high", "n_unseen", "memoriser_unseen"]
 
 
 def report_markdown(report: SweepReport) -> str:
@@ -124,7 +110,7 @@ def report_markdown(report: SweepReport) -> str:
     else:
         out += [_md_table(report.claims), ""]
     if report.runs:
-        columns = SCALING_FINAL_COLUMNS if report.scaling else FINAL_COLUMNS
+        columns = FINAL_COLUMNS
         rows = []
         for r in report.runs:
             c = r["config"]
@@ -140,11 +126,6 @@ def report_markdown(report: SweepReport) -> str:
     if any(r.get("design") != "grid" for r in report.efficiency):
         out += ["## Efficiency (last checkpoint; unseen: >= 2 px from every training position)", "",
                 efficiency_markdown(report.efficiency), ""]
-    out += ["## Fits", "", _md_table(pd.DataFrame(report.fits, columns=FIT_COLUMNS)) if report.fits
-            else ("No ladder is decided yet: see the missing runs." if report.scaling
-                  else "No data-scaling runs in this sweep."), ""]
-    if len(report.m_star):
-        out += ["### M* per K and seed", "", _md_table(report.m_star), ""]
     return "\n".join(out)
 
 

@@ -10,7 +10,6 @@ import pandas as pd
 
 from bumpdiff_core.results.schema import read_metrics_csv
 from bumpdiff_core.runs.store import StoreError, completed_run
-from bumpdiff_core.sweeps import ladders
 
 
 def with_n_labels(table: pd.DataFrame, config) -> pd.DataFrame:
@@ -36,46 +35,6 @@ def finished_table(spec, root=None):
     except StoreError:
         return None
     return run.path, with_n_labels(read_metrics_csv(run), spec.config)
-
-
-def _passes(table) -> bool | None:
-    """A ladder rung's outcome: None when not finished, else whether its last checkpoint's unseen
-    accuracy reached `ladders.M_STAR_ACCURACY` (no unseen score counts as not reached)."""
-    if table is None or not len(table):
-        return None
-    value = _final(table.iloc[-1], "accuracy_unseen")
-    return bool(math.isfinite(value) and value >= ladders.M_STAR_ACCURACY)
-
-
-def ladder_states(sweep, tables: dict) -> list:
-    """[(ladder, rung specs, outcomes, next rung index or None when decided)] for every ladder of
-    a data-scaling sweep, from `tables` ({run_id: metrics table} of finished runs)."""
-    out = []
-    for ladder in sweep.ladders:
-        specs = sweep.ladder_runs(ladder)
-        passed = [_passes(tables.get(s.run_id)) for s in specs]
-        out.append((ladder, specs, passed, ladders.bisect_next(passed)))
-    return out
-
-
-def finished_rungs(sweep, root=None) -> dict:
-    """{run_id: (run directory, metrics table)} of every finished rung of the sweep's ladders."""
-    found = {}
-    for ladder in sweep.ladders:
-        for spec in sweep.ladder_runs(ladder):
-            got = finished_table(spec, root)
-            if got is not None:
-                found[spec.run_id] = got
-    return found
-
-
-def next_ladder_runs(sweep, root=None, skip=()) -> list:
-    """The rung each undecided ladder trains next (its bisection step), read from the runs
-    finished under `root`; ladders whose next run id is in `skip` (it failed) are left alone."""
-    tables = {run_id: table for run_id, (_, table) in finished_rungs(sweep, root).items()}
-    skip = set(skip)
-    nxt = [specs[i] for _, specs, _, i in ladder_states(sweep, tables) if i is not None]
-    return [s for s in nxt if s.run_id not in skip]
 
 
 EFFICIENCY_COLUMNS = ["run_id", "label", "design", "conditioning", "image_size", "seed", "positions", "step",
@@ -145,8 +104,7 @@ def verdict_inputs(sweep, found: dict, tuned_seeds=None) -> dict:
 
 def read_sweep(sweep, root=None) -> tuple[dict, list, list]:
     """A sweep's finished runs: ({run_id: metrics table}, [{"run_id", "run_dir", "config",
-    "final"}], [run ids not finished]). The rungs bisection trained count as finished, never
-    missing; an undecided ladder's next bisection step is missing."""
+    "final"}], [run ids not finished]). A scaling sweep's rungs are read by `results.scaling`."""
     found, runs, missing = {}, [], []
     for spec in sweep.runs():
         got = finished_table(spec, root)
@@ -158,13 +116,5 @@ def read_sweep(sweep, root=None) -> tuple[dict, list, list]:
         final = table.iloc[-1].to_dict() if len(table) else {}
         runs.append({"run_id": spec.run_id, "run_dir": str(run_dir), "config": spec.config.to_dict(),
                      "final": final})
-
-    rungs = finished_rungs(sweep, root)  # the rungs bisection trained: finished, never missing
-    for spec in (s for ladder in sweep.ladders for s in sweep.ladder_runs(ladder) if s.run_id in rungs):
-        run_dir, table = rungs[spec.run_id]
-        found[spec.run_id] = table
-        runs.append({"run_id": spec.run_id, "run_dir": str(run_dir), "config": spec.config.to_dict(),
-                     "final": table.iloc[-1].to_dict() if len(table) else {}})
-    missing += [specs[i].run_id for _, specs, _, i in ladder_states(sweep, found) if i is not None]
 
     return found, runs, missing

@@ -11,6 +11,7 @@
         umap/step_0000500.npz                    3D UMAP embedding of the tapped activations
         metrics.csv                              one row per evaluated checkpoint
         position_map.npz                         designs other than grid: accuracy at every grid position (last checkpoint)
+        test_outcomes.npz                        design=latin: every test position scored by the rounding rule (last checkpoint)
         COMPLETE                                 written last: the run is finished
         .lock, .manifest.lock                    lock files (the run's computation; manifest updates)
 
@@ -235,9 +236,10 @@ class RunLayout:
     LOCK, MANIFEST_LOCK = ".lock", ".manifest.lock"
     CHECKPOINTS, STATES, EVALS, UMAP = "checkpoints", "states", "evals", "umap"
     POSITION_MAP = "position_map.npz"
+    TEST_OUTCOMES = "test_outcomes.npz"
     # files bumpdiff writes through `Run.write_bytes`; anything else in the folder is left alone
     RECORDED = re.compile(r"^((checkpoints|states)/step_\d+\.safetensors|(evals|umap)/step_\d+\.npz"
-                          r"|metrics\.csv|losses\.npz|position_map\.npz)$")
+                          r"|metrics\.csv|losses\.npz|position_map\.npz|test_outcomes\.npz)$")
     _STEP_FILE = re.compile(r"^step_(\d+)\.(safetensors|npz)$")
 
     def __init__(self, path):
@@ -269,6 +271,8 @@ class RunLayout:
     metrics_path = property(lambda self: self.path / self.METRICS)
     position_map_path = property(lambda self: self.path / self.POSITION_MAP,
                                  doc="per-grid-position accuracy at the last checkpoint (non-grid designs)")
+    test_outcomes_path = property(lambda self: self.path / self.TEST_OUTCOMES,
+                                  doc="design=latin: every test position scored at the last checkpoint")
     complete_path = property(lambda self: self.path / self.COMPLETE, doc="the completion marker")
     lock_path = property(lambda self: self.path / self.LOCK)
     manifest_lock_path = property(lambda self: self.path / self.MANIFEST_LOCK)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bumpdiff_core.config import ConfigError, profile_config
-from bumpdiff_core.sweeps.ladders import SMALL_SIZES, ladders, reference_overrides
+from bumpdiff_core.sweeps import scaling
 
 TRAIN_NOTEBOOK = "train_and_evaluate"
 
@@ -91,9 +91,11 @@ class RunSpec:
             parts.append(f"seed {o['seed']}")
         c = self.config
         if c.design != "grid" or c.conditioning != "global":
-            parts.append(design_label(c.replace(increment_x=1.0, increment_y=1.0, seed=0, image_size=16)))
+            # latin rungs depend on K (1 ≤ r ≤ K - 2): its label keeps the run's own K
+            parts.append(design_label(c.replace(increment_x=1.0, increment_y=1.0, seed=0) if c.design == "latin"
+                                      else c.replace(increment_x=1.0, increment_y=1.0, seed=0, image_size=16)))
         # the checkpoint schedule changes what is evaluated, not what is learned: left out of the name
-        named = {"increment_x", "increment_y", "seed", "design", "design_count", "design_lines", "holdout_size",
+        named = {"increment_x", "increment_y", "seed", "design", "design_count", "design_lines", "holdout_size", "design_rungs",
                  "conditioning", "checkpoint_dense_every", "checkpoint_dense_until", "checkpoint_log_count"}
         parts += [f"{k}={v}" for k, v in self.overrides if k not in named]
         return f"{self.profile}: " + (", ".join(parts) if parts else "default")
@@ -138,8 +140,7 @@ class Sweep:
     increments: tuple = ()       # Fig. 4: one run per increment and figure seed, increment_x = increment_y
     pairs: tuple = ()            # Fig. 5: (increment_x, increment_y), one run per pair and figure seed
     efficiency: tuple = ()       # compositional generalization / data-scaling references: override dicts
-    ladders: tuple = ()          # data scaling: scaling.Ladder each, bisected round by round (run_sweep)
-    scaling: bool = False        # a data-scaling sweep (scaling.py; report fits M* and slopes)
+    search: object = None        # data efficiency: a scaling.RungSearch, its rungs proposed as runs finish (run_sweep)
     pages: tuple = ()            # analysis pages (keys of PAGE_TITLES), in book order
     book: bool = False           # write the book's _toc.yml into `out`
     description: str = ""
@@ -172,9 +173,19 @@ class Sweep:
         return [s for s in self.efficiency_runs() if s.config.conditioning == "separable" and s.config.design == "grid"
                 and (s.config.increment_x, s.config.increment_y) != (1.0, 1.0)]
 
-    def ladder_runs(self, ladder) -> list[RunSpec]:
-        """The runs of one ladder's rungs, ascending; bisection trains only some of them."""
-        return [self._spec(**changes) for changes in ladder.rungs]
+    def reference_runs(self) -> list[RunSpec]:
+        """A scaling sweep's full-grid reference per K (`scaling.RungSearch.reference_runs`)."""
+        return [self._spec(**changes) for changes in self.search.reference_runs()] if self.search else []
+
+    def search_spec(self, key) -> RunSpec:
+        """The run of one rung-search key (K, model, seed, rung, factor) or ("reference", K)."""
+        if key[0] == "reference":
+            return self._spec(**scaling.reference_overrides(key[1], self.search.seeds[0], self.search.step_base))
+        return self._spec(**self.search.overrides(key))
+
+    def search_candidates(self) -> list[tuple]:
+        """[(key, RunSpec)] of every run the rung search could ask for (none without a search)."""
+        return [(key, self.search_spec(key)) for key in self.search.candidates()] if self.search else []
 
     def main_run(self) -> RunSpec:
         """The default run: the sweep's profile and overrides, nothing changed."""
@@ -206,9 +217,10 @@ class Sweep:
 
     def runs(self) -> list[RunSpec]:
         """Every distinct run (by run id) the sweep needs whatever the results, in a stable order
-        (the ladders' rungs, chosen by bisection as results come in, are not among them)."""
+        (a search's rungs, chosen as results come in, are not among them; its references are)."""
         seen: dict[str, RunSpec] = {}
-        candidates = self.main_runs() + self.increment_runs() + self.pair_runs() + self.efficiency_runs()
+        candidates = (self.main_runs() + self.increment_runs() + self.pair_runs() + self.efficiency_runs()
+                      + self.reference_runs())
         candidates += [spec for page in self.page_specs() for spec in page.needs]
         for spec in candidates:
             seen.setdefault(spec.run_id, spec)
@@ -220,7 +232,7 @@ def design_label(config) -> str:
     'holdout 6 · global', 'grid dx 0.1, dy 1 · separable' (+ ', K=24' off 16×16, ', seed 1' off 0)."""
     c = config
     what = {"grid": "grid", "random": f"random {c.design_count}", "lines": f"lines k={c.design_lines}",
-            "holdout": f"holdout {c.holdout_size}"}[c.design]
+            "holdout": f"holdout {c.holdout_size}", "latin": f"latin r={c.design_rungs}"}[c.design]
     if (c.increment_x, c.increment_y) != (1.0, 1.0):
         what += f" dx {c.increment_x:g}, dy {c.increment_y:g}"
     extra = (f", K={c.image_size}" if c.image_size != 16 else "") + (f", seed {c.seed}" if c.seed else "")
@@ -254,15 +266,15 @@ SWEEPS: dict[str, Sweep] = {s.name: s for s in [
           pages=ALL_PAGES, book=True, description="the book at test scale (seconds per run)"),
     Sweep("seeds-quick", "quick", main_seeds=(0, 1, 2, 3, 4, 5),
           description="the default quick run with six seeds (transition steps, mean +- sd)"),
-    # K = 8..32 positions per axis, 2 seeds, random and lines ladders, global and separable, with a
-    # full-grid reference per K; step budgets and ladders in scaling.py. Not part of any book.
-    Sweep("efficiency-full", "quick", main_seeds=(), figure_seeds=(), efficiency=tuple(reference_overrides()),
-          ladders=tuple(ladders()), scaling=True, description="data scaling: M*(K) per design and model (scaling.py)"),
-    # the part of efficiency-full that 2 cores finish in about an hour (the same runs, same ids):
-    # three K values cannot decide a slope, but give M* where it is cheap to measure
-    Sweep("efficiency-small", "quick", main_seeds=(), figure_seeds=(), efficiency=tuple(reference_overrides(SMALL_SIZES, (0,))),
-          ladders=tuple(ladders(SMALL_SIZES, (0,))), scaling=True,
-          description="data scaling at K = 8, 12, 16, seed 0 (a measured slice of efficiency-full)"),
+    # the title question: nested Latin-square rungs (sweeps/scaling.py), rung search per (K, model, seed)
+    Sweep("scaling", "quick", main_seeds=(), figure_seeds=(), search=scaling.RungSearch(),
+          description="data efficiency: M50(K) ∝ K^γ per model, K = 8..20, seeds 3, 4 (sweeps/scaling.py)"),
+    Sweep("scaling-full", "quick", main_seeds=(), figure_seeds=(),
+          search=scaling.RungSearch(scaling.FULL_SIZES, scaling.FULL_SEEDS),
+          description="data efficiency at K = 8..32, seeds 3-5 (a cluster: --scheduler)"),
+    Sweep("scaling-tiny", "tiny", main_seeds=(), figure_seeds=(),
+          search=scaling.RungSearch((8, 12, 16), (3,), ("global", "separable"), step_base=40),
+          description="the scaling sweep at test scale (seconds per run)"),
 ]}
 
 

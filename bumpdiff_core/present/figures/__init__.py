@@ -18,7 +18,7 @@ from .common import (COORD_COLOURS, DOT_COLOUR, GRAY_SCALE, PHASE_COLOURS, PHASE
 from .curves import band, layer_r2_profile, loss_curves, mean_band, metric_curves, phase_bands, representation_curves
 from .diagrams import (example_images, factorized_vs_coupled, imbalanced_curves, phase_diagram,
                        phase_measures_figure)
-from .generalization import design_maps, position_maps, scaling_plot, seen_unseen_curves
+from .generalization import design_maps, latin_outcome_map, m50_plot, position_maps, seen_unseen_curves
 from .images import dot, grid_shape, heatmap, image_axes, mosaic, pixel_axis_notes, sample_subplots, to_uint8
 from .manifolds import manifold_scrubber, manifold_trace, phase_panels, scene_ranges
 from .samples import describe_samples, failure_gallery, sample_grid, sample_grid_scrubber
@@ -32,7 +32,7 @@ __all__ = [
     "metric_curves", "representation_curves", "phase_diagram", "imbalanced_curves", "phase_measures_figure",
     "factorized_vs_coupled", "example_images", "band", "mean_band",
     # compositional generalization and data scaling (views, masks or tables)
-    "design_maps", "seen_unseen_curves", "position_maps", "scaling_plot",
+    "design_maps", "seen_unseen_curves", "position_maps", "m50_plot", "latin_outcome_map",
     # parts
     "to_uint8", "grid_shape", "heatmap", "dot", "image_axes", "pixel_axis_notes", "sample_subplots", "mosaic",
     "manifold_trace", "scene_ranges", "phase_bands", "describe_samples", "coords", "grid_title",

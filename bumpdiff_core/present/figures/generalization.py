@@ -19,8 +19,6 @@ from plotly.subplots import make_subplots
 from .common import COORD_COLOURS, SCORE_SCALE, TEMPLATE
 
 SEEN_COLOUR, UNSEEN_COLOUR, MEMORISER_COLOUR = "#2ca02c", COORD_COLOURS["y"], "#7f7f7f"
-MODEL_DASH = {"global": "solid", "separable": "dash"}
-DESIGN_SYMBOL = {"random": "circle", "lines": "square"}
 PALETTE = ("#d62728", "#9467bd", "#1f77b4", "#17becf", "#ff7f0e", "#2ca02c")  # one colour per design · model
 
 
@@ -49,7 +47,7 @@ def _note(text: str) -> go.Figure:
 def design_maps(designs: dict, cols: int = 3) -> go.Figure:
     """One K×K panel per design ({title: mask, config or RunView}): trained positions filled,
     positions at >= 2 px from every training position ("unseen", scored) marked lighter."""
-    from bumpdiff_core.claims.scaling import n_unseen, unseen_mask
+    from bumpdiff_core.measure.generalization import n_unseen, unseen_mask
 
     # a full grid has nothing unseen to show (the Fig. 5 control run among the efficiency runs)
     designs = {t: d for t, d in designs.items() if getattr(getattr(d, "config", d), "design", None) != "grid"}
@@ -173,46 +171,80 @@ def position_maps(maps: dict, cols: int = 3) -> go.Figure:
     return fig
 
 
-def scaling_plot(mstar: pd.DataFrame, fits: list | None = None) -> go.Figure:
-    """M*(K) log-log per design and model (one point per K and seed; models by line dash, designs
-    by marker, one colour per pair), censored ladders as hollow triangles at the largest size
-    trained ("M* above"), with slope-1 (factorized, O(K)) and slope-2 (coupled, O(K²)) guides."""
+def m50_plot(fits: list) -> go.Figure:
+    """M50(K) on log-log axes per model (`claims.scaling_fit.ScalingFit.to_dict()` each): the
+    per-K M50 with its bootstrap interval, censored K values as open triangles at their bound
+    (up: "M50 above the largest rung trained"; down: "at or below the smallest"), the joint fit's
+    line with γ in the legend, and reference lines ∝ K (factorized) and ∝ K² (coupled) through
+    the first model's smallest-K point."""
     fig = go.Figure()
-    ok = mstar.dropna(subset=["m_star"]) if len(mstar) else mstar
-    fit_of = {(f["design"], f["model"]): f for f in (fits or [])}
-    pairs = sorted({(d, m) for d, m in zip(mstar["design"], mstar["model"])}) if len(mstar) else []
-    colour = {pair: PALETTE[i % len(PALETTE)] for i, pair in enumerate(pairs)}
-    # censored ladders (no rung passed): a hollow triangle at the largest size trained, "M* above"
-    censored = mstar[mstar["m_star"].isna() & mstar.get("above", pd.Series(dtype=float)).notna()] if len(mstar) else mstar
-    for (design, model), group in (censored.groupby(["design", "model"], sort=True) if len(censored) else []):
-        fig.add_trace(go.Scatter(x=group["K"], y=group["above"], mode="markers", name=f"{design} · {model}: M* above ▲",
-                                 marker=dict(symbol="triangle-up-open", size=11, color=colour[(design, model)]),
-                                 hovertemplate=f"{design} · {model}<br>K %{{x}}<br>no rung up to %{{y}} positions "
-                                               "passed: M* is larger<extra></extra>"))
-    for (design, model), group in (ok.groupby(["design", "model"], sort=True) if len(ok) else []):
-        mean = group.groupby("K")["m_star"].apply(lambda v: float(np.exp(np.log(v).mean())))
-        f = fit_of.get((design, model))
-        slope = (f" (slope {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}])"
-                 if f and f.get("slope") is not None and np.isfinite(f["slope"]) else " (no slope)")
-        fig.add_trace(go.Scatter(x=group["K"], y=group["m_star"], mode="markers", showlegend=False,
-                                 marker=dict(symbol=DESIGN_SYMBOL.get(design, "diamond"), size=7, opacity=0.5,
-                                             color=colour[(design, model)]),
-                                 hovertemplate=f"{design} · {model}<br>K %{{x}}<br>M* %{{y}}<extra></extra>"))
-        fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines+markers", name=f"{design} · {model}{slope}",
-                                 line=dict(dash=MODEL_DASH.get(model, "dot"), color=colour[(design, model)]),
-                                 marker=dict(symbol=DESIGN_SYMBOL.get(design, "diamond"), size=9,
-                                             color=colour[(design, model)]),
-                                 hovertemplate=f"{design} · {model}<br>K %{{x}}<br>M* (geometric mean over seeds) "
-                                               "%{y:.0f}<extra></extra>"))
-    ks = np.array(sorted(set(mstar["K"])) if len(mstar) else [8, 32], dtype=float)
-    k0 = ks.min()
-    anchor = float(np.exp(np.log(ok[ok["K"] == ok["K"].min()]["m_star"]).mean())) if len(ok) else k0
-    for power, name in ((1, "slope 1: factorized, O(K)"), (2, "slope 2: coupled, O(K²)")):
-        fig.add_trace(go.Scatter(x=ks, y=anchor * (ks / (ok["K"].min() if len(ok) else k0)) ** power, mode="lines",
-                                 name=name, line=dict(color="#bbbbbb", dash="dot" if power == 1 else "dashdot"),
-                                 hoverinfo="skip"))
-    fig.update_xaxes(type="log", title="K (positions per axis)", tickvals=list(ks))
-    fig.update_yaxes(type="log", title="M*: training positions needed for unseen accuracy ≥ threshold")
-    fig.update_layout(template=TEMPLATE, height=480, title=dict(text="Data scaling: M*(K), log-log", x=0.5),
+    ks_all = sorted({int(k) for f in fits for k in f["m50_by_k"]}) or [8, 16]
+    anchor = None
+    for i, f in enumerate(fits):
+        colour = PALETTE[i % len(PALETTE)]
+        rows = sorted((int(k), v) for k, v in f["m50_by_k"].items())
+        ok = [(k, v) for k, v in rows if v.get("m50") is not None]
+        if ok:
+            ks = [k for k, _ in ok]
+            m = np.array([v["m50"] for _, v in ok], dtype=float)
+            low = np.array([np.nan if v.get("low") is None else v["low"] for _, v in ok], dtype=float)
+            high = np.array([np.nan if v.get("high") is None else v["high"] for _, v in ok], dtype=float)
+            fig.add_trace(go.Scatter(x=ks, y=m, mode="markers", name=f"{f['model']}: M50 per K",
+                                     marker=dict(size=9, color=colour),
+                                     error_y=dict(type="data", symmetric=False, array=np.nan_to_num(high - m),
+                                                  arrayminus=np.nan_to_num(m - low), color=colour),
+                                     hovertemplate=f"{f['model']}<br>K %{{x}}<br>M50 %{{y:.0f}}<extra></extra>"))
+            if anchor is None:
+                anchor = (ks[0], float(m[0]))
+        for k, v in rows:
+            bound = v.get("bound")
+            if bound:
+                up = bound.startswith(">")
+                fig.add_trace(go.Scatter(x=[k], y=[float(bound.lstrip("><= "))], mode="markers", showlegend=False,
+                                         marker=dict(symbol="triangle-up-open" if up else "triangle-down-open", size=12,
+                                                     color=colour),
+                                         hovertemplate=f"{f['model']}<br>K {k}<br>M50 {bound} (censored)<extra></extra>"))
+        gamma = f.get("gamma")
+        if gamma is not None and f.get("a") is not None and f.get("b"):
+            grid = np.array(ks_all, dtype=float)
+            line = np.exp(-(f["a"] + f["c"] * np.log(grid)) / f["b"])
+            iv = (f"[{f['low']:.2f}, {f['high']:.2f}]" if f.get("low") is not None and f.get("high") is not None
+                  else "[unbounded]")
+            fig.add_trace(go.Scatter(x=grid, y=line, mode="lines", line=dict(color=colour),
+                                     name=f"{f['model']}: γ = {gamma:.2f} {iv}", hoverinfo="skip"))
+    k0, m0 = anchor or (ks_all[0], float(ks_all[0]))
+    grid = np.array(ks_all, dtype=float)
+    for power, name in ((1, "∝ K (factorized)"), (2, "∝ K² (coupled)")):
+        fig.add_trace(go.Scatter(x=grid, y=m0 * (grid / k0) ** power, mode="lines", name=name, hoverinfo="skip",
+                                 line=dict(color="#999999", dash="dot" if power == 1 else "dashdot")))
+    fig.update_xaxes(type="log", title="K (positions per axis)", tickvals=ks_all)
+    fig.update_yaxes(type="log", title="M50: training positions for half the test set right")
+    fig.update_layout(template=TEMPLATE, height=480, title=dict(text="Data efficiency: M50(K), log-log", x=0.5),
                       margin=dict(l=70, r=20, t=70, b=60))
+    return fig
+
+
+def latin_outcome_map(train_mask, positions, correct, title: str = "") -> go.Figure:
+    """One rung on its K×K grid: training positions filled, each test position coloured by the
+    share of its samples drawn right under the rounding rule (`positions` (n, 2) as (x, y),
+    `correct` (n,) or (n, samples)), everything else blank."""
+    mask = np.asarray(train_mask, dtype=bool)
+    K = mask.shape[0]
+    share = np.asarray(correct, dtype=float).reshape(len(positions), -1).mean(axis=1)
+    z = np.full(mask.shape, np.nan)
+    text = np.full(mask.shape, "", dtype=object)
+    text[mask] = "trained"
+    for (x, y), v in zip(np.rint(np.asarray(positions)).astype(int), share):
+        z[y, x] = v
+        text[y, x] = f"test: {v:.0%} right"
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(z=np.where(mask, 1.0, np.nan), showscale=False, colorscale=[[0, "#1f3b73"], [1, "#1f3b73"]],
+                             hoverinfo="skip", xgap=1, ygap=1, name="trained"))
+    fig.add_trace(go.Heatmap(z=z, zmin=0, zmax=1, colorscale="RdYlGn", text=text, xgap=1, ygap=1,
+                             colorbar=dict(title="test right"),
+                             hovertemplate="x %{x}, y %{y}: %{text}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="y", scaleanchor="x", range=[K - 0.5, -0.5])
+    fig.update_xaxes(title="x")
+    fig.update_layout(template=TEMPLATE, height=420, width=480, margin=dict(l=50, r=20, t=60, b=50),
+                      title=dict(text=title or f"K = {K}: trained (dark) and test positions", x=0.5))
     return fig
