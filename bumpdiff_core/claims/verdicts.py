@@ -460,7 +460,9 @@ def _verdict_css(v) -> str:
 
 
 def style_claims(table: pd.DataFrame):
-    """A claims table (CLAIM_COLUMNS) for a page: verdict cells coloured, numbers to 3 places."""
+    """A claims table (CLAIM_COLUMNS) for a page: verdict cells coloured, numbers to 3 places (the
+    run ids and threshold flips are left to `bumpdiff report --json` and their own page lines)."""
+    table = table.drop(columns=[c for c in ("runs", "flips") if c in table.columns])
     return (table.style.hide(axis="index").map(_verdict_css, subset=["verdict"])
             .format({c: (lambda x: "" if not np.isfinite(x) else f"{x:.3g}") for c in ("value", "low", "high")})
             .set_properties(subset=["detail"], **{"font-size": "0.85em"})

@@ -200,8 +200,11 @@ def scaling_section(report) -> str:
 
 
 def fig5_control_of(runs, pair=FIG5_PAIR) -> str:
-    """`fig5_control` for a `view.SweepView`: its separable efficiency run and global pair run."""
-    separable, global_ = fig5_views(runs.efficiency(), runs.pairs(), pair)
+    """`fig5_control` for a `view.SweepView`: its separable control run and global pair run."""
+    from bumpdiff_core.sweeps.definitions import design_label
+
+    controls = {design_label(s.config): runs.view(s) for s in runs.sweep.control_runs()}
+    separable, global_ = fig5_views(controls, runs.pairs(), pair)
     return fig5_control(None if separable is None else separable.table, None if global_ is None else global_.table, pair)
 
 
