@@ -345,6 +345,7 @@ def _trend_claim(increments: dict, t: Thresholds) -> dict:
         return _row("fig4_trend", NO_CLAIM, detail=head + "; fewer than 3, no trend computed", runs=runs)
     x, y = np.array(reached).T
     rho, p = spearman_permutation(x, y)
+    rho = float(np.round(rho, 12))  # a perfect rank order is 1, not 0.9999999999999998 (the bootstrap's reps are exact)
     _, low, high = bootstrap_spearman(x, y, level=t.level)
     if not np.isfinite(rho):
         return _row("fig4_trend", NO_CLAIM, detail=head + f", all at step {y[0]:.0f}: no trend", runs=runs)
