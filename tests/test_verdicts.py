@@ -365,3 +365,11 @@ def test_records_are_strict_json():
     rows = json.loads(text)
     assert [r["claim"] for r in rows] == list(v.CLAIMS.values())
     assert all(r["value"] is None or math.isfinite(r["value"]) for r in rows)
+
+
+def test_accuracy_interval_across_seeds_stays_inside_0_1():
+    tables = {s: make_table(final_acc=a, seed=s) for s, a in zip((3, 4, 5), (0.99, 1.0, 0.97))}
+    row = verdict_of(v.judge(tables), "phase_C")
+    acc = row["detail"].split("accuracy ")[1]
+    low, high = (float(x) for x in acc.split("[")[1].split("]")[0].split(", "))
+    assert 0 <= low <= high <= 1 and "logits" in row["detail"]

@@ -216,9 +216,19 @@ def _phase_b_claim(tables: dict, t: Thresholds) -> dict:
     return _row("phase_B", verdict, dim, dlow, dhigh, "; ".join(p for p in parts if p) + _twonn_note(tables), runs)
 
 
-def _final_stat(tables: dict, of, t: Thresholds):
-    """Last checkpoint's (value, low, high): one seed, its own interval; several, a t interval."""
+def _final_stat(tables: dict, of, t: Thresholds, proportion: bool = False):
+    """Last checkpoint's (value, low, high): one seed, its own interval; several, a t interval
+    across seeds (for a `proportion`, on the logits of (k + ½)/(n + 1), back-transformed, so it
+    stays inside [0, 1])."""
     vals = [of(tb) for tb in tables.values()]
+    if len(vals) >= 2 and proportion:
+        finals = np.array([v[0][-1] for v in vals], float)
+        ns = np.array([float(tb["n_labels"].iloc[-1]) if has_columns(tb, "n_labels") else 100.0
+                       for tb in tables.values()])
+        p = (finals * ns + 0.5) / (ns + 1)
+        _, lo, hi = t_interval(np.log(p / (1 - p)), t.level)
+        inv = lambda z: float(1 / (1 + np.exp(-z))) if np.isfinite(z) else math.nan  # noqa: E731
+        return float(finals.mean()), inv(lo), inv(hi), f"t interval of the logits across {len(vals)} seeds"
     if len(vals) >= 2:
         return (*_across([v[0][-1] for v in vals], t), f"t interval across {len(vals)} seeds")
     v, lo, hi = vals[0]
@@ -228,7 +238,7 @@ def _final_stat(tables: dict, of, t: Thresholds):
 def _phase_c_claim(tables: dict, t: Thresholds) -> dict:
     order = ORDER_NAMES[t.order_measure]
     r2 = _final_stat(tables, lambda tb: _order(tb, t), t)
-    acc = _final_stat(tables, lambda tb: _accuracy(tb, t), t)
+    acc = _final_stat(tables, lambda tb: _accuracy(tb, t), t, proportion=True)
     ordered = _above(r2[1], r2[2], t.r2_level)
     right = _above(acc[1], acc[2], t.final_accuracy)
     readings = _sheet_readings(tables, t, None)
