@@ -246,7 +246,7 @@ def _phase_c_claim(tables: dict, t: Thresholds) -> dict:
     sheet, sheet_text = _sheet_check(readings, t) if measured else (None, "dim_mle or its null band not measured")
     if FAIL in (ordered, right):
         verdict = NOT_REPRODUCED
-    elif OPEN in (ordered, right):
+    elif OPEN in (ordered, right, sheet):  # a measured dimension that cannot be judged (too few seeds, mixed)
         verdict = UNDECIDED
     else:
         verdict = PARTLY if sheet == FAIL else REPRODUCED
@@ -333,7 +333,8 @@ def _order_first_claim(tables: dict, t: Thresholds) -> dict:
         verdict, why = PARTLY, ", ".join(f"{k}: {v}" for k, v in per_rep.items())
     mean, low, high = _across(traj_leads, t) if len(traj_leads) >= 2 else (
         (traj_leads[0], math.nan, math.nan) if traj_leads else (math.nan, math.nan, math.nan))
-    how = (f"mean trajectory lead {_iv(mean, low, high)} checkpoints (t interval across {len(traj_leads)} seeds)"
+    how = (f"mean trajectory lead {_iv(mean, low, high)} checkpoints"
+           + (f" (t interval across {len(traj_leads)} seeds)" if len(traj_leads) >= 2 else " (one seed)")
            if traj_leads else "")
     return _row("order_first", verdict, mean, low, high, "; ".join(parts) + f". {how}. {why}", runs)
 
