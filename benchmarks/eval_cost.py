@@ -8,7 +8,8 @@ second draw, first-step tap, behavioural R², sheet null) at the profile's setti
 `--early 3` (phases A and B, where the verdicts read bump counts): at the first three checkpoints
 the eval sampler labels A or B, the bump counts (fraction of samples with 0, 1, >1 bumps) of
 DDIM-20 vs 1000-step DDPM on the evaluation labels, and whether they differ (a two-proportion
-z test on the single-bump fraction, |z| > 2). `--early-only` skips everything else.
+z test on the single-bump fraction, |z| > 2, which the phase labels read; and a chi-square test of
+the whole 0 / 1 / >1 count distribution, p < 0.01). `--early-only` skips everything else.
 Run: .venv/bin/python benchmarks/eval_cost.py [--profile quick] [--labels 300] [--threads 1] [--early 3]
 """
 from __future__ import annotations
@@ -135,8 +136,15 @@ def early_bump_counts(run: Run, n: int) -> None:
         pooled = (d["frac_1"] + p["frac_1"]) / 2
         se = np.sqrt(max(pooled * (1 - pooled), 1e-12) * 2 / len(labels))
         z = (d["frac_1"] - p["frac_1"]) / se
+        # the whole count distribution (0, 1, >1 bumps): chi-square test of the 2 x 3 table
+        from scipy.stats import chi2_contingency
+
+        table = np.array([[np.sum(c == 0), np.sum(c == 1), np.sum(c > 1)] for c in (dc, pc)])
+        table = table[:, table.sum(axis=0) > 0]
+        p_counts = chi2_contingency(table)[1] if table.shape[1] > 1 else 1.0
         print(f"{'':>6} single-bump fraction DDIM − DDPM {d['frac_1'] - p['frac_1']:+.2f} (z = {z:+.1f}): "
-              + ("DIFFER" if abs(z) > 2 else "no difference shown"))
+              + ("DIFFER" if abs(z) > 2 else "no difference shown")
+              + f"; bump-count distribution chi-square p = {p_counts:.2g}: " + ("DIFFER" if p_counts < 0.01 else "no difference shown"))
         done += 1
 
 
