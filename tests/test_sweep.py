@@ -88,6 +88,7 @@ def test_book_quick_efficiency_runs():
     for model in models:  # each model on the same untuned seeds
         assert sorted(r.config.seed for r in eff if (r.config.conditioning, r.config.coord_channels) == model) == [3, 4, 5]
     assert all(len(checkpoint_steps(r.config)) == 6 for r in eff)
+    assert len(set(labels)) == len(labels) and "lines k=2 · global + coord, seed 3" in labels  # distinct page keys
     controls = SWEEPS["book-quick"].control_runs()
     assert [(r.config.conditioning, r.config.increment_x, r.config.increment_y) for r in controls] == [
         ("separable", 0.1, 0.1), ("separable", 0.1, 0.5), ("separable", 0.1, 1.0)]

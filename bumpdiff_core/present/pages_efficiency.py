@@ -85,9 +85,11 @@ def separable_vs_global(table: pd.DataFrame) -> str:
     and whether their Wilson intervals overlap (Markdown)."""
     lines = []
     keyed = {}
-    for r in table.to_dict("records"):
-        design = r["label"].split(" · ")[0]
-        keyed.setdefault(design, {})[r["conditioning"]] = r
+    for r in table.to_dict("records"):  # per design and seed (the controls of a run are of the same seed)
+        seed = r.get("seed")
+        design = r["label"].split(" · ")[0] + (f", seed {seed}" if seed not in (None, 0) else "")
+        model = r["conditioning"] + (" + coord" if r.get("coord_channels") is True else "")
+        keyed.setdefault(design, {})[model] = r
     for design, models in keyed.items():
         if not {"global", "separable"} <= set(models):
             continue

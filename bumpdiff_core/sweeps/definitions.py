@@ -218,14 +218,16 @@ class Sweep:
 
 def design_label(config) -> str:
     """A short name of a run's training set and model: 'lines k=2 · global', 'random 60 · separable',
+    'lines k=2 · global + coord' (coordinate channels),
     'holdout 6 · global', 'grid dx 0.1, dy 1 · separable' (+ ', K=24' off 16×16, ', seed 1' off 0)."""
     c = config
     what = {"grid": "grid", "random": f"random {c.design_count}", "lines": f"lines k={c.design_lines}",
             "holdout": f"holdout {c.holdout_size}"}[c.design]
     if (c.increment_x, c.increment_y) != (1.0, 1.0):
         what += f" dx {c.increment_x:g}, dy {c.increment_y:g}"
+    model = c.conditioning + (" + coord" if getattr(c, "coord_channels", False) else "")
     extra = (f", K={c.image_size}" if c.image_size != 16 else "") + (f", seed {c.seed}" if c.seed else "")
-    return f"{what} · {c.conditioning}{extra}"
+    return f"{what} · {model}{extra}"
 
 
 ALL_PAGES = tuple(PAGE_TITLES)
