@@ -2,14 +2,17 @@
 (DESIGN.md: a claim that a mechanism is absent needs a model in which it is present, run through
 the same statistic). `verdicts.judge` calls them; pages read `coupling_reading` for one run.
 
-- Fig. 5 coupling: per imbalanced run, the gap (checkpoints) between x and y reaching per-axis
-  error ≤ `error_px`, with crossing intervals from the errors' t intervals (`error_x_low/high`).
-  The separable model (x only through column features, y only through row features: it can only
-  factorize) on the same (dx, dy) is the control: if it reads 'together' as well, the statistic
-  cannot tell coupled from factorized learning and the claim is `undecided`.
-- Compositional generalisation on `lines` (every x and every y value seen, few combinations):
-  the global model's unseen accuracy must lie below `compose_level` while the separable model's
-  lies above it. Input: rows of `report.efficiency_row` (a run's last checkpoint).
+- Fig. 5 coupling: at dx = 0.1, the checkpoint at which x is learned (error_x ≤ `error_px`) for
+  dy ∈ {0.1, 0.5, 1}; the least-squares shift of that checkpoint over the dy range with the t
+  interval of the slope (declared). A factorized learner learns x whatever dy; the separable model
+  (x only through column features, y only through row features) on the same designs must read
+  'independent' for the test to count. (`coupling_reading`, the older x/y crossing gap, stays for
+  the pages: on the separable model it also read 'together', so no verdict reads it.)
+- Compositional generalisation on `lines` (every x and every y value seen, few combinations): every
+  far-unseen position of the last checkpoint's position map, per network (Wilson) and across
+  networks (t interval of the logits, declared); the global model against the separable model and
+  the global model with coordinate channels of the same untuned seeds. Input: rows of
+  `results.tables.efficiency_row`.
 """
 from __future__ import annotations
 
