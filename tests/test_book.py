@@ -33,7 +33,7 @@ def test_book_has_every_page_of_the_sweep(tiny_book):
     pages = toc_pages(tiny_book.book)
     sweep = SWEEPS["book-tiny"]
     expected = ["intro"] + [f"generated/{p}" for p in ("findings", "data", "phases", "phase_diagram", "imbalanced", "efficiency", "appendix")] \
-        + ["reproduce"] + [f"generated/runs/{r.run_id}" for r in sweep.runs()]
+        + ["methods", "reproduce"] + [f"generated/runs/{r.run_id}" for r in sweep.runs()]
     assert pages == expected
     for page in pages:
         assert (tiny_book.html / f"{page}.html").is_file(), page

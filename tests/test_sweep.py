@@ -170,7 +170,7 @@ def test_toc_is_derived_from_the_sweep():
     assert titles[:7] == ["What reproduced", "Data", "The three phases", "Phase diagram", "Imbalanced data",
                           "Can x and y be learned separately?", "Appendix"]
     assert entries[5][1] == "generated/efficiency" and entries[5][0] == "The findings"
-    assert entries[7][1] == "reproduce"
+    assert entries[7][1] == "methods" and entries[8][1] == "reproduce"
     runs = [f for cap, f, _ in entries if cap == "Runs"]
     assert runs == [f"generated/runs/{r.run_id}" for r in sweep.runs()]
 
