@@ -1,8 +1,8 @@
 """Cost per call of the representation measures and intervals at the size of a real tap.
 
-n = 100 points x D = 2048 features (labels (x, y) on a 16 x 16 grid), 100 rendered 16 x 16 samples.
+n = 100 points x D = 512 features (the quick profile's tapped block, 32 x 4 x 4) (labels (x, y) on a 16 x 16 grid), 100 rendered 16 x 16 samples.
 Prints seconds per call and the ratio to metrics.r2_cross_validated, side by side.
-Run: .venv/bin/python benchmarks/measure_cost.py [--n 100] [--d 2048] [--repeats 5]
+Run: .venv/bin/python benchmarks/measure_cost.py [--n 100] [--d 512] [--repeats 5]
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def per_call(fn, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100)
-    parser.add_argument("--d", type=int, default=2048)
+    parser.add_argument("--d", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     rng = np.random.default_rng(0)

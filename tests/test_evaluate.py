@@ -43,8 +43,15 @@ def test_columns_extend_the_original_ones_in_order():
 def test_new_columns_are_present_and_finite_on_the_tiny_run(tiny_run):
     table = pd.read_csv(tiny_run.metrics_path)
     assert list(table.columns) == evaluate.METRIC_COLUMNS
-    new = [c for c in evaluate.METRIC_COLUMNS if c not in ORIGINAL and c not in UNSEEN_COLUMNS]
+    # the sheet null exists only where the noise does not swamp the neighbour spacing (dim_noise finite);
+    # the position-map counts only on the last row of a design other than grid
+    null = [c for c in evaluate.METRIC_COLUMNS if c.startswith("dim_null") or c.startswith("dim_twonn_null")]
+    maps = [c for c in evaluate.METRIC_COLUMNS if "_unseen_map_" in c]
+    new = [c for c in evaluate.METRIC_COLUMNS if c not in ORIGINAL and c not in UNSEEN_COLUMNS + null + maps + ["dim_noise"]]
     assert np.isfinite(table[new].to_numpy(float)).all(), table[new]
+    built = np.isfinite(table["dim_noise"].to_numpy(float))
+    assert np.isfinite(table.loc[built, null].to_numpy(float)).all() and table.loc[~built, null].isna().all().all()
+    assert table[maps].isna().all().all()
     # design=grid: no unseen position; seen accuracy is the accuracy
     assert (table["n_unseen"] == 0).all() and table[UNSEEN_COLUMNS].isna().all().all()
     np.testing.assert_array_equal(table["accuracy_seen"], table["accuracy"])
@@ -166,3 +173,26 @@ def test_memoriser_accuracy_is_the_baseline_on_those_labels(lines_run):
     assert evaluate._memoriser_accuracy(c, labels) == memoriser_baseline(
         training_positions(c), labels, c.sigma, c.image_size)["accuracy"] == 0.0
     assert metrics.TOLERANCE_PX < UNSEEN_MIN_DISTANCE
+
+
+def test_the_position_map_scores_every_far_unseen_position_on_the_last_row(lines_run):
+    from bumpdiff_core.learn.data import centre_grid, training_positions
+    from bumpdiff_core.measure.generalization import chebyshev_distance_to_set
+
+    c = lines_run.config
+    table = pd.read_csv(lines_run.metrics_path)
+    last = table.iloc[-1]
+    grid = centre_grid(c.image_size, c.increment_x, c.increment_y)
+    far = chebyshev_distance_to_set(grid, training_positions(c)) >= 2 - 1e-6
+    assert last["n_unseen_map_d2"] == far.sum() >= last["n_unseen"]  # every one, not a sample of 40
+    assert 0 <= last["k_unseen_map_d2"] <= last["n_unseen_map_d2"]
+    assert last["n_unseen_map_d3"] <= last["n_unseen_map_d2"]
+    assert table.iloc[:-1][["n_unseen_map_d2", "k_unseen_map_d2"]].isna().all().all()
+
+
+def test_the_second_draw_and_the_first_step_tap_are_stored(tiny_run):
+    step = int(pd.read_csv(tiny_run.metrics_path)["step"].iloc[-1])
+    ev = tiny_run.load_arrays(tiny_run.eval_path(step))
+    assert ev["latents_b"].shape == ev["latents"].shape == ev["latents_first"].shape
+    assert not np.allclose(ev["latents_b"], ev["latents"])  # another noise seed
+    assert not np.allclose(ev["latents_first"], ev["latents"])  # one step, not the trajectory mean

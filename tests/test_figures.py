@@ -192,7 +192,11 @@ def test_representation_curves_and_reference_lines(view):
     assert f"a 2D sheet: {verdicts.DEFAULT.sheet_dim:g} ± {verdicts.DEFAULT.dim_tolerance:g}" in texts
     assert "chance ≈ 0.91" in texts   # k / (n_labels - 1) = 10 / 11 (the synthetic run has 12 labels)
     old = figures.representation_curves(t.assign(intrinsic_dim=np.nan).drop(columns=["knn_r2_x", "knn_r2_y"]))
-    assert "not measured for this run: intrinsic_dim" in " ".join(a.text for a in old.layout.annotations)
+    assert "intrinsic_dim" in " ".join(a.text for a in old.layout.annotations if "not measured" in a.text)
+    # with the MLE and its sheet null: both drawn (the band is what the verdicts judge against)
+    new = figures.representation_curves(t.assign(dim_mle=2.5, dim_null_low=2.2, dim_null_high=2.9))
+    assert {"MLE dimension (Levina–Bickel)", "sheet null, 95 % band (same labels, measured noise)"} <= {
+        tr.name for tr in new.data}
 
 
 def test_phase_measures_figure_and_phase_diagram_over_seeds(view):

@@ -106,8 +106,8 @@ def test_phase_measures_summary_compares_b_with_a_and_c():
     t = synthetic_view(n=4).table
     summary = analysis.phase_measures({3: t})
     text = pages.phase_measures_summary(summary)
-    assert "- intrinsic dimension (TwoNN): A " in text and "B is " in text and "2D band 2 ± 0.5" in text
-    assert "Intervals: t interval over" in text
+    assert "- intrinsic dimension (TwoNN): A " in text and "B is " in text and "TwoNN band 2 ± 0.5, which no verdict reads" in text
+    assert "Intervals: one run: no interval across networks" in text  # never a t interval over one run's checkpoints
     bare = analysis.phase_measures({3: t.drop(columns=["knn_r2_x", "knn_r2_y", "intrinsic_dim"])})
     assert "k-NN R² (mean of x, y): not measured in these runs." in pages.phase_measures_summary(bare)
 
@@ -128,3 +128,27 @@ def test_axis_coupling_summary_and_claim_sentence():
     assert "accuracy_x/y ≥ 0.5 (secondary, partly built in)" in text
     j = verdicts.judge({}, pairs={(0.1, 1.0, 3): t})
     assert pages.claim_sentence(j, "fig5_coupling").startswith("**Verdict** (Fig. 5: on imbalanced data")
+
+
+def test_changed_verdicts_states_each_change_and_the_current_verdict():
+    from bumpdiff_core.claims import verdicts
+    from tests.test_verdicts import make_table
+
+    tables = {s: make_table(cross_r2=6, cross_drawn=6, seed=s) for s in (3, 4, 5)}  # a tie: not first
+    j = verdicts.judge(tables)
+    text = pages.changed_verdicts(j)
+    for key in pages.CHANGES:
+        assert f"**{verdicts.CLAIM_SHORT[key]}**" in text
+    assert "**Now: not reproduced.**" in text
+    assert "does not hold as a finding here" in text and "seed 0" in text
+    good = verdicts.judge({s: make_table(cross_r2=4, cross_drawn=7, seed=s) for s in (3, 4, 5)})
+    assert "does not hold" not in pages.changed_verdicts(good)
+
+
+def test_threshold_flips_sentence_names_thresholds():
+    from bumpdiff_core.claims import verdicts
+
+    flips = {verdicts.CLAIMS["phase_C"]: ["r2_level=0.7 → reproduced"], verdicts.CLAIMS["phase_A"]: []}
+    text = pages.threshold_flips_sentence(flips)
+    assert "phase C: flips at r2_level=0.7 → reproduced" in text
+    assert "phase A: no declared threshold in the grid flips it" in text

@@ -37,7 +37,8 @@ def assert_schema(obj, sweep_name):
         assert set(r) == {"run_id", "run_dir", "config", "final"}
         assert isinstance(r["config"], dict) and isinstance(r["final"], dict)
     for c in obj["claims"]:
-        assert list(c) == ["claim", "verdict", "value", "low", "high", "detail"]
+        assert list(c) == ["claim", "verdict", "value", "low", "high", "detail", "runs", "flips"]
+        assert isinstance(c["runs"], list) and isinstance(c["flips"], list)
         assert c["verdict"] in verdicts.VERDICTS
         if c["value"] is not None and c["low"] is not None:
             assert c["low"] <= c["value"] <= c["high"]

@@ -41,57 +41,69 @@ def test_book_quick_expands_to_distinct_runs_and_pages():
     runs = sweep.runs()
     ids = [r.run_id for r in runs]
     assert len(ids) == len(set(ids))
-    # main seeds 0 (tuned) and 3-5 (untuned); 6 increments and 2 pairs on figure seed 0, where
-    # increment 1.0 *is* the main run of seed 0; 7 efficiency runs
-    assert sweep.main_seeds == (0, 3, 4, 5) and sweep.figure_seeds == (0,)
+    # main seeds 0 (tuned: shown on the phases page, read by no verdict) and 3-5 (untuned); 4
+    # 3 increments and 3 Fig. 5 designs on figure seed 3 (increment 1.0 is the main run of seed 3,
+    # dy 0.1 the increment 0.1 run), their separable controls, 9 `lines` runs
+    assert sweep.main_seeds == (0, 3, 4, 5) and sweep.figure_seeds == (3,)
     assert [r.config.seed for r in sweep.main_runs()] == [0, 3, 4, 5]
-    assert len(runs) == 4 + 5 + 2 + 7 == 18
+    assert len(runs) == 4 + 2 + 2 + 3 + 9 == 20
     main = profile_config("quick")
     assert ids[0] == main.run_id and runs[0].overrides_dict == {}
     grid_runs = [r for r in runs if r.config.design == "grid" and r.config.conditioning == "global"]
     incs = {(r.config.increment_x, r.config.increment_y) for r in grid_runs}
-    assert {(i, i) for i in (0.1, 0.2, 0.25, 0.5, 0.75, 1.0)} | {(0.1, 1.0), (0.1, 0.5)} == incs
+    assert {(i, i) for i in (0.1, 0.5, 1.0)} | {(0.1, 1.0), (0.1, 0.5)} == incs
     pages = {p.name: p for p in sweep.page_specs()}
     assert list(pages) == ["findings", "data", "phases", "phase_diagram", "imbalanced", "efficiency", "appendix"]
-    every = {r.run_id for r in sweep.main_runs() + sweep.increment_runs() + sweep.pair_runs() + sweep.efficiency_runs()}
-    assert {s.run_id for s in pages["findings"].needs} == every  # the verdicts read every role
-    # analysis pages take the sweep's name (view.SweepView asks the sweep for its runs)
+    assert {s.run_id for s in pages["findings"].needs} == {r.run_id for r in sweep.main_runs() + sweep.increment_runs()
+                                                           + sweep.pair_runs() + sweep.control_runs()
+                                                           + sweep.efficiency_runs()}  # the verdicts read these
     for name in ("findings", "phases", "phase_diagram", "imbalanced", "efficiency", "appendix"):
         assert pages[name].parameters == {"sweep": "book-quick"}, name
     assert {s.run_id for s in pages["phase_diagram"].needs} == {r.run_id for r in sweep.increment_runs()}
-    assert {s.run_id for s in pages["imbalanced"].needs} == every  # its Fig. 5 verdict is judged on every input
-    assert {s.run_id for s in pages["efficiency"].needs} == {r.run_id for r in sweep.efficiency_runs() + sweep.pair_runs()}
     assert pages["data"].parameters == {"profile": "quick"}
     assert {s.run_id for s in pages["phases"].needs} == {main.run_id}
-    # every run a page reads is one the sweep trains
-    assert {s.run_id for p in pages.values() for s in p.needs} <= set(ids)
+    # every run a page reads is one the sweep trains, and every run is read by a page
+    assert {s.run_id for p in pages.values() for s in p.needs} == set(ids)
+
+
+def test_no_verdict_input_is_a_tuned_seed():
+    from bumpdiff_core.sweeps.definitions import TUNED_SEEDS
+
+    for name in ("book-quick", "book-full"):
+        sweep = SWEEPS[name]
+        for role in ("increments", "pairs", "controls", "efficiency"):
+            assert not {r.config.seed for r in sweep.role_runs(role)} & TUNED_SEEDS, (name, role)
 
 
 def test_book_quick_efficiency_runs():
     from bumpdiff_core.config import checkpoint_steps
-    from bumpdiff_core.learn.data import training_positions
     from bumpdiff_core.sweeps.definitions import design_label
 
     eff = SWEEPS["book-quick"].efficiency_runs()
-    assert len(eff) <= 7 and len({r.run_id for r in eff}) == len(eff)
+    assert len({r.run_id for r in eff}) == len(eff) == 9
     labels = [design_label(r.config) for r in eff]
-    assert labels == ["lines k=2 · global", "lines k=2 · separable", "random 60 · global", "random 60 · separable",
-                      "lines k=2 · global, seed 3", "holdout 6 · global", "grid dx 0.1, dy 1 · separable"]
-    assert all(r.config.image_size == 16 for r in eff)
-    assert [len(training_positions(r.config)) for r in eff[:4]] == [60] * 4  # equal size, compared
-    # a handful of checkpoints, except the Fig. 5 pair (its statistic needs the dense schedule)
-    assert all(len(checkpoint_steps(r.config)) == 6 for r in eff[:6])
-    assert checkpoint_steps(eff[6].config) == checkpoint_steps(profile_config("quick"))
-    assert not {r.run_id for r in eff} & {r.run_id for r in SWEEPS["book-quick"].pair_runs()}
+    assert labels[:3] == ["lines k=2 · global, seed 3", "lines k=2 · global, seed 4", "lines k=2 · global, seed 5"]
+    models = {(r.config.conditioning, r.config.coord_channels) for r in eff}
+    assert models == {("global", False), ("separable", False), ("global", True)}
+    for model in models:  # each model on the same untuned seeds
+        assert sorted(r.config.seed for r in eff if (r.config.conditioning, r.config.coord_channels) == model) == [3, 4, 5]
+    assert all(len(checkpoint_steps(r.config)) == 6 for r in eff)
+    assert len(set(labels)) == len(labels) and "lines k=2 · global + coord, seed 3" in labels  # distinct page keys
+    controls = SWEEPS["book-quick"].control_runs()
+    assert [(r.config.conditioning, r.config.increment_x, r.config.increment_y) for r in controls] == [
+        ("separable", 0.1, 0.1), ("separable", 0.1, 0.5), ("separable", 0.1, 1.0)]
+    assert all(checkpoint_steps(r.config) == checkpoint_steps(profile_config("quick")) for r in controls)
 
 
 def test_book_full_and_seed_lists():
     full, quick = SWEEPS["book-full"], SWEEPS["book-quick"]
-    assert full.main_seeds == (0, 1, 2, 3, 4, 5) and len(full.figure_seeds) >= 3
-    assert [r.config.seed for r in full.pair_runs()] == [0, 3, 4] * 2
-    assert {r.config.seed for r in full.increment_runs()} == {0, 3, 4} and len(full.increment_runs()) == 18
+    assert full.main_seeds == (0, 1, 2, 3, 4, 5) and full.figure_seeds == (3, 4, 5)
+    assert [r.config.seed for r in full.pair_runs()] == [3, 4, 5] * 3
+    assert {r.config.seed for r in full.increment_runs()} == {3, 4, 5} and len(full.increment_runs()) == 18
     assert {r.run_id for r in quick.runs()} <= {r.run_id for r in full.runs()}
-    assert len(full.runs()) == 6 + (18 - 3) + 6 + 7  # increment 1.0 is the main run of seeds 0, 3, 4
+    # main 6; increments 18 minus increment 1.0 of seeds 3-5 (main runs); pairs 9 minus dy 0.1 (increment
+    # 0.1 runs); controls 9; lines 9; random and holdout 3
+    assert len(full.runs()) == 6 + 15 + 6 + 9 + 9 + 3
     # `seeds` is shorthand for both lists (sweeps written before they were split)
     legacy = Sweep("x", "tiny", pairs=((0.5, 1.0),), seeds=(1, 2))
     assert legacy.main_seeds == legacy.figure_seeds == (1, 2)
@@ -99,7 +111,7 @@ def test_book_full_and_seed_lists():
 
 def test_tiny_and_seed_sweeps():
     tiny = SWEEPS["book-tiny"]
-    assert len(tiny.runs()) == 5 and all(r.profile == "tiny" for r in tiny.runs())
+    assert len(tiny.runs()) == 6 and all(r.profile == "tiny" for r in tiny.runs())  # + the separable control
     assert len(tiny.efficiency_runs()) == 2
     assert {r.config.conditioning for r in tiny.efficiency_runs()} == {"global", "separable"}
     seeds = SWEEPS["seeds-quick"]

@@ -296,9 +296,11 @@ def reconstructed_choices(config: RunConfig) -> pd.DataFrame:
         ("R² control", "(metrics.r2_cross_validated)", "leave-one-out ridge regression from the raw activations",
          "Does not depend on UMAP; an ordered 3D UMAP without it would be suspicious."),
         ("Intrinsic dimension", "(geometry.twonn_dimension)", "TwoNN (Facco et al. 2017) on the tapped activations",
-         f"Only the ratio of each point's 2nd to 1st nearest-neighbour distance; a 2D sheet reads "
-         f"{verdicts.DEFAULT.sheet_dim:g} ± {verdicts.DEFAULT.dim_tolerance:g} in the verdicts "
-         "(`verdicts.Thresholds`). The participation ratio beside it is the *linear* dimension."),
+         f"Only the ratio of each point's 2nd to 1st nearest-neighbour distance; a 2D sheet on continuous labels "
+         f"reads {verdicts.DEFAULT.sheet_dim:g} ± {verdicts.DEFAULT.dim_tolerance:g}, on the grid labels ~4.5 (tied "
+         "neighbours), so no verdict reads it: they judge the Levina–Bickel MLE (`dim_mle`) against a sheet null "
+         "through the same labels with the measured noise (`dim_null_low/high`). The participation ratio beside it "
+         "is the *linear* dimension."),
         ("Order without a linear read-out", "(geometry.knn_r2, geometry.neighbourhood_overlap)",
          f"leave-one-out k-NN regression R² (k = {schema.KNN_K}); neighbour overlap "
          f"(k = {schema.OVERLAP_K}); each k at most n − 1",

@@ -2,14 +2,17 @@
 (DESIGN.md: a claim that a mechanism is absent needs a model in which it is present, run through
 the same statistic). `verdicts.judge` calls them; pages read `coupling_reading` for one run.
 
-- Fig. 5 coupling: per imbalanced run, the gap (checkpoints) between x and y reaching per-axis
-  error ≤ `error_px`, with crossing intervals from the errors' t intervals (`error_x_low/high`).
-  The separable model (x only through column features, y only through row features: it can only
-  factorize) on the same (dx, dy) is the control: if it reads 'together' as well, the statistic
-  cannot tell coupled from factorized learning and the claim is `undecided`.
-- Compositional generalisation on `lines` (every x and every y value seen, few combinations):
-  the global model's unseen accuracy must lie below `compose_level` while the separable model's
-  lies above it. Input: rows of `report.efficiency_row` (a run's last checkpoint).
+- Fig. 5 coupling: at dx = 0.1, the checkpoint at which x is learned (error_x ≤ `error_px`) for
+  dy ∈ {0.1, 0.5, 1}; the least-squares shift of that checkpoint over the dy range with the t
+  interval of the slope (declared). A factorized learner learns x whatever dy; the separable model
+  (x only through column features, y only through row features) on the same designs must read
+  'independent' for the test to count. (`coupling_reading`, the older x/y crossing gap, stays for
+  the pages: on the separable model it also read 'together', so no verdict reads it.)
+- Compositional generalisation on `lines` (every x and every y value seen, few combinations): every
+  far-unseen position of the last checkpoint's position map, per network (Wilson) and across
+  networks (t interval of the logits, declared); the global model against the separable model and
+  the global model with coordinate channels of the same untuned seeds. Input: rows of
+  `results.tables.efficiency_row`.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import pandas as pd
 
 from bumpdiff_core.claims.thresholds import (FAIL, NO_CLAIM, NOT_REPRODUCED, OPEN, PARTLY, PASS, REPRODUCED, UNDECIDED, Thresholds,
                            _above, _accuracy, _below, _crossing, _iv, _row, has_columns)
-from bumpdiff_core.measure.intervals import t_interval
+from bumpdiff_core.measure.intervals import t_interval, wilson
 
 CONTROL_TOGETHER = "the separable control reads together too: the statistic cannot tell coupled from factorized"
 NO_CONTROL = "no positive control was run (no separable model on an imbalanced pair), so 'together' cannot be told from factorized learning"
@@ -69,61 +72,102 @@ def _key(key):
     return key if len(key) == 3 else (*key, "?")
 
 
+def x_learned_checkpoint(table: pd.DataFrame, t: Thresholds) -> tuple[int, int, int]:
+    """(earliest, point, latest) checkpoint index at which x is learned: error_x ≤ `error_px`
+    (per-axis error of the brightest region), the interval from error_x's t interval; len = never."""
+    tb = table.reset_index(drop=True)
+    if not has_columns(tb, "error_x"):
+        n = len(tb)
+        return n, n, n
+    v = tb["error_x"].to_numpy(float)
+    lo, hi = ((tb["error_x_low"].to_numpy(float), tb["error_x_high"].to_numpy(float))
+              if has_columns(tb, "error_x_low", "error_x_high") else (v, v))
+    return _crossing(v, lo, hi, t.error_px, upward=False)
+
+
+def dy_shift(runs: dict, t: Thresholds) -> dict:
+    """The Fig. 5 statistic on one model: {(dx, dy, seed): table} at dx = 0.1 → the least-squares
+    shift of the x-learned checkpoint over the dy range (slope × (max dy − min dy)), its t interval
+    (slope's standard error, n − 2 df; declared), the per-dy points, and the reading: independent
+    (interval within ±together_checkpoints), coupled (wholly beyond), else undecided."""
+    pts = []
+    for key, tb in sorted(runs.items(), key=lambda kv: str(kv[0])):
+        dx, dy, seed = _key(key)
+        if abs(float(dx) - 0.1) > 1e-9:
+            continue
+        e, c, l = x_learned_checkpoint(tb, t)
+        pts.append((float(dy), seed, c, len(tb) if hasattr(tb, "__len__") else c, e, l))
+    out = {"points": pts, "shift": math.nan, "low": math.nan, "high": math.nan, "reading": OPEN, "seeds_per_dy": 0}
+    dys = sorted({p[0] for p in pts})
+    if len(dys) < 2 or len(pts) < 3:
+        out["why"] = f"{len(pts)} run(s) over {len(dys)} dy value(s): no trend"
+        return out
+    x = np.array([p[0] for p in pts])
+    y = np.array([p[2] for p in pts], dtype=float)
+    xc = x - x.mean()
+    slope = float((xc * (y - y.mean())).sum() / (xc**2).sum())
+    resid = y - y.mean() - slope * xc
+    dof = len(pts) - 2
+    span = float(x.max() - x.min())
+    from scipy import stats
+
+    if dof > 0:
+        se = float(np.sqrt((resid**2).sum() / dof / (xc**2).sum()))
+        q = float(stats.t.ppf((1 + t.level) / 2, dof))
+        lo, hi = (slope - q * se) * span, (slope + q * se) * span
+    else:
+        lo = hi = math.nan
+    k = t.together_checkpoints
+    reading = (PASS if _finite_pair(lo, hi) and lo >= -k and hi <= k else
+               FAIL if _finite_pair(lo, hi) and (lo > k or hi < -k) else OPEN)
+    out.update(shift=slope * span, low=lo, high=hi, reading=reading,
+               seeds_per_dy=min(sum(1 for p in pts if p[0] == d) for d in dys))
+    return out
+
+
+def _finite_pair(a, b) -> bool:
+    return a is not None and b is not None and np.isfinite(a) and np.isfinite(b)
+
+
+def _shift_text(name: str, r: dict) -> str:
+    pts = ", ".join(f"dy {dy:g} seed {seed}: {'never' if c >= n else c}" for dy, seed, c, n, _, _ in r["points"])
+    word = {PASS: "independent", FAIL: "coupled", OPEN: "undecided"}[r["reading"]]
+    if not np.isfinite(r["shift"]):
+        return f"{name}: x learned at checkpoint {pts or 'n/a'}; {r.get('why', 'no trend')}"
+    return (f"{name}: x learned at checkpoint ({pts}); shift over dy {_iv(r['shift'], r['low'], r['high'])} checkpoints "
+            f"(t interval of the slope) → {word}")
+
+
 def coupling_claim(pairs: dict, t: Thresholds, controls: dict | None = None) -> dict:
-    """The Fig. 5 row: `pairs` {(dx, dy, seed): global model's table}, `controls` the same for the
-    separable model. Global runs all 'together' → reproduced only if a control reads 'apart'."""
-    readings, parts = [], []
-    for key in sorted(pairs, key=str):
-        dx, dy, seed = _key(key)
-        r = coupling_reading(pairs[key], t)
-        readings.append(r)
-        parts.append(f"global dx {dx:g}, dy {dy:g} (seed {seed}): {_reading_text(r)}")
-    if not readings:
-        return _row("fig5_coupling", NO_CLAIM, detail="no imbalanced runs")
-    together = [r["reading"] for r in readings]
-    if all(v == PASS for v in together):
-        verdict = REPRODUCED
-    elif all(v == FAIL for v in together):
-        verdict = NOT_REPRODUCED
-    elif PASS in together and FAIL in together:
-        verdict = PARTLY
-    else:
-        verdict = UNDECIDED
-    pair_xy = {(_key(k)[0], _key(k)[1]) for k in pairs}
-    ctrl = {k: coupling_reading(tb, t) for k, tb in (controls or {}).items() if (_key(k)[0], _key(k)[1]) in pair_xy}
-    for key in sorted(ctrl, key=str):
-        dx, dy, seed = _key(key)
-        parts.append(f"separable control dx {dx:g}, dy {dy:g} (seed {seed}): {_reading_text(ctrl[key])}")
-    c_read = [r["reading"] for r in ctrl.values()]
-    if not ctrl:
-        why = NO_CONTROL
-        verdict = PARTLY if verdict == REPRODUCED else verdict
-    elif PASS in c_read:
-        why, verdict = CONTROL_TOGETHER, (UNDECIDED if verdict in (REPRODUCED, PARTLY) else verdict)
-    elif all(v == FAIL for v in c_read):
-        why = "the separable control reads apart: the statistic can detect factorized learning"
-    else:
-        why = "the separable control is undecided: the statistic's power to detect factorized learning is not shown"
-        verdict = UNDECIDED if verdict in (REPRODUCED, PARTLY) else verdict
-    value, low, high, summary = _gap_summary(readings, t)
-    return _row("fig5_coupling", verdict, value, low, high, "; ".join(parts) + f". {summary}; {why}")
+    """The Fig. 5 row: does the step at which x is learned (dx = 0.1) move with dy ∈ {0.1, 0.5, 1}?
+    `pairs` {(dx, dy, seed): global model's table}, `controls` the same for the separable model (it
+    can only factorize: it must read 'independent' for the test to count). Coupled global +
+    independent control → reproduced; independent global → not reproduced."""
+    from bumpdiff_core.claims.thresholds import run_ids
 
-
-def _gap_summary(readings: list, t: Thresholds):
-    """The claim's value: the mean gap over the global runs. Interval: one run, its crossing
-    interval; several, the t interval across runs widened to the mean of their crossing intervals
-    (identical gaps would otherwise give a zero-width interval to a sampled quantity)."""
-    done = [r for r in readings if np.isfinite(r["gap"])]
-    if not done:
-        return math.nan, math.nan, math.nan, "no run reached the level on either axis"
-    gaps = [r["gap"] for r in done]
-    lo_mean, hi_mean = float(np.mean([r["low"] for r in done])), float(np.mean([r["high"] for r in done]))
-    if len(done) == 1:
-        return gaps[0], done[0]["low"], done[0]["high"], f"gap {_iv(gaps[0], lo_mean, hi_mean)} checkpoints (one run)"
-    mean, tl, th = t_interval(gaps, t.level)
-    low, high = min(tl, lo_mean), max(th, hi_mean)
-    return mean, low, high, (f"mean gap {_iv(mean, low, high)} checkpoints over {len(done)} runs (t interval across "
-                             "runs, widened to the mean of the runs' crossing intervals)")
+    runs = run_ids(*pairs.values(), *(controls or {}).values())
+    g = dy_shift(pairs, t)
+    if not g["points"]:
+        return _row("fig5_coupling", NO_CLAIM, detail="no imbalanced runs at dx = 0.1", runs=runs)
+    c = dy_shift(controls or {}, t)
+    parts = [_shift_text("global", g), _shift_text("separable control", c) if c["points"] else NO_CONTROL]
+    if not c["points"]:
+        verdict, why = UNDECIDED, "no positive control"
+    elif c["reading"] != PASS:
+        verdict, why = UNDECIDED, ("the separable control does not read independent: the test has not shown it can "
+                                   "recognise a factorized learner")
+    elif g["reading"] == FAIL:
+        verdict, why = REPRODUCED, "x is learned later (or earlier) as y gets sparser, while the factorizing control's is not"
+    elif g["reading"] == PASS:
+        verdict, why = NOT_REPRODUCED, "the global model learns x at the same step whatever dy, like the factorizing control"
+    else:
+        verdict, why = UNDECIDED, "the global model's shift interval straddles the tolerance"
+    few = min(g["seeds_per_dy"], c["seeds_per_dy"] if c["points"] else 0)
+    if few < t.min_seeds and verdict != UNDECIDED:
+        verdict, why = UNDECIDED, f"too few seeds ({few} per dy < {t.min_seeds}); as read: {why}"
+    elif few < t.min_seeds:
+        why += f"; too few seeds ({few} per dy < {t.min_seeds})"
+    return _row("fig5_coupling", verdict, g["shift"], g["low"], g["high"], "; ".join(parts) + f". {why}", runs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,59 +212,102 @@ def _random_note(rows: list) -> str:
             "between scattered training positions, which `lines` leaves too far apart).")
 
 
-def compose_claim(efficiency, t: Thresholds) -> dict:
-    """The `lines` row: reproduced if the global model's unseen interval lies below `compose_level`
-    and the separable control's above it; not reproduced if the global one lies above it."""
+def _logit_interval(ks, ns, level: float):
+    """Across networks: t interval of the logits of (k + ½)/(n + 1), back-transformed (declared
+    for the `lines` claim; stays inside (0, 1)). -> (mean accuracy, low, high)."""
+    p = (np.asarray(ks, float) + 0.5) / (np.asarray(ns, float) + 1)
+    mean, lo, hi = t_interval(np.log(p / (1 - p)), level)
+    inv = lambda z: float(1 / (1 + np.exp(-z))) if np.isfinite(z) else math.nan  # noqa: E731
+    return float(np.mean(np.asarray(ks, float) / np.asarray(ns, float))), inv(lo), inv(hi)
+
+
+def _map_score(r: dict, t: Thresholds):
+    """(k, n, how) of one run's unseen positions: every far position of the position map when the
+    row has it (n_/k_unseen_map_d<distance>), else the sampled unseen labels (said so)."""
+    n, k = _num(r, f"n_unseen_map_d{t.unseen_distance}"), _num(r, f"k_unseen_map_d{t.unseen_distance}")
+    if np.isfinite(n) and np.isfinite(k) and n > 0:
+        return int(k), int(n), "position map"
+    n, acc = _num(r, "n_unseen"), _num(r, "accuracy_unseen")
+    if np.isfinite(n) and np.isfinite(acc) and n > 0 and t.unseen_distance == 2:
+        return int(round(acc * n)), int(n), "sampled unseen labels only (no position map counts)"
+    return None
+
+
+COMPOSE_MODELS = (("global", False, "global"), ("separable", None, "separable control"),
+                  ("global", True, "global + coord_channels (architecture control)"))
+
+
+def _model_of(r: dict):
+    cc = bool(r.get("coord_channels", False)) if r.get("coord_channels") is not None else False
+    for cond, coord, name in COMPOSE_MODELS:
+        if r.get("conditioning") == cond and (coord is None or cc == coord):
+            return name
+    return None
+
+
+def compose_claim(efficiency, t: Thresholds, tuned_seeds=frozenset({0, 1, 2})) -> dict:
+    """The `lines` row: every far-unseen position of each network, the global model against the
+    separable control and the global model with coordinate channels of the *same* seeds (untuned
+    only); interval across networks (logit t, declared), each network's Wilson beside it."""
     rows = efficiency_records(efficiency)
     if not rows:
         return _row("compose", NO_CLAIM, detail="no efficiency runs")
-    scored = [r for r in rows if r.get("design") == "lines" and np.isfinite(_num(r, "accuracy_unseen"))]
-    glob = sorted((r for r in scored if r.get("conditioning") == "global"), key=lambda r: (_num(r, "seed"), _design(r)))
+    lines = [r for r in rows if r.get("design") == "lines" and np.isfinite(_num(r, "seed"))
+             and int(_num(r, "seed")) not in set(tuned_seeds) and _model_of(r)]
+    by = {}
+    for r in lines:
+        score = _map_score(r, t)
+        if score:
+            by.setdefault(_model_of(r), {})[int(_num(r, "seed"))] = (r, *score)
+    names = [m[2] for m in COMPOSE_MODELS]
+    glob, sep, coord = (by.get(n, {}) for n in names)
+    runs = [x[0].get("run_id", "") for d in by.values() for x in d.values()]
     if not glob:
-        return _row("compose", NO_CLAIM, detail="no `lines` run of the global model with unseen positions scored"
-                    + "." + _random_note(rows))
+        return _row("compose", NO_CLAIM, detail="no `lines` run of the global model on an untuned seed with unseen "
+                    "positions scored" + "." + _random_note(rows), runs=runs)
+    seeds = sorted(set(glob) & set(sep) & set(coord)) or sorted(glob)
     lvl = t.compose_level
-    checks, parts = [], []
-    for g in glob:  # every global `lines` run, each against the separable control of the nearest seed
-        seps = [r for r in scored if r.get("conditioning") == "separable" and _design(r) == _design(g)]
-        sep = min(seps, key=lambda r: abs(_num(r, "seed") - _num(g, "seed"))) if seps else None
-        g_check = _below(_num(g, "accuracy_unseen_low"), _num(g, "accuracy_unseen_high"), lvl)
-        s_check = (_above(_num(sep, "accuracy_unseen_low"), _num(sep, "accuracy_unseen_high"), lvl, strict=True)
-                   if sep else None)
-        checks.append((g_check, s_check))
-        seed = f" (seed {int(_num(g, 'seed'))})" if np.isfinite(_num(g, "seed")) else ""
-        parts.append(f"{_design(g)} · global{seed}: unseen accuracy {_unseen(g)} (must lie below {lvl:g}) → {g_check}")
-        parts.append(f"{_design(sep)} · separable control: unseen {_unseen(sep)} (must lie above {lvl:g}) → {s_check}"
-                     if sep else f"no separable control on {_design(g)}")
-    verdicts = [_compose_verdict(g_check, s_check, lvl) for g_check, s_check in checks]
-    if len(set(v for v, _ in verdicts)) == 1:
-        verdict, why = verdicts[0]
-    elif any(v == REPRODUCED for v, _ in verdicts):
-        verdict, why = PARTLY, "; ".join(f"run {i + 1}: {w}" for i, (_, w) in enumerate(verdicts))
+    parts, checks = [], {}
+    for name, group in zip(names, (glob, sep, coord)):
+        have = [s for s in seeds if s in group]
+        if not have:
+            parts.append(f"{name}: not run on seeds {', '.join(map(str, seeds))}")
+            checks[name] = None
+            continue
+        ks, ns = [group[s][1] for s in have], [group[s][2] for s in have]
+        mean, low, high = _logit_interval(ks, ns, t.level) if len(have) >= 2 else (ks[0] / ns[0], math.nan, math.nan)
+        per = ", ".join(f"seed {s}: {k}/{n} = {_iv(k / n, *wilson(k, n, t.level))} ({group[s][3]})"
+                        for s, k, n in zip(have, ks, ns))
+        checks[name] = ((_below if name != names[1] else lambda lo, hi, x: _above(lo, hi, x, strict=True))(low, high, lvl),
+                        mean, low, high, len(have))
+        parts.append(f"{name}: {_iv(mean, low, high)} across {len(have)} network(s) (logit t interval) — {per} "
+                     f"→ {checks[name][0]}")
+    g, sp, co = (checks[n] for n in names)
+    if g[0] == FAIL:
+        verdict, why = NOT_REPRODUCED, "the global model composes unseen positions"
+    elif g[0] == OPEN:
+        verdict, why = UNDECIDED, f"the global model's interval straddles {lvl:g} (or has none)"
+    elif sp is None or sp[0] != PASS:
+        verdict, why = UNDECIDED, "the separable control has not shown that a factorizing learner passes the test"
+    elif co is None:
+        verdict, why = UNDECIDED, ("no coordinate control: the separable model differs from the global one in two ways "
+                                   "(factorized, and given coordinates)")
+    elif co[0] == PASS:  # below the level: coordinates alone do not rescue the vanilla model
+        verdict, why = REPRODUCED, ("the global model fails where the factorizing control succeeds, and giving it "
+                                    "coordinates does not help")
+    elif co[0] == FAIL:
+        verdict, why = PARTLY, ("the global model fails, but with coordinate channels it composes: the separable "
+                                "model's success need not come from factorizing")
     else:
-        verdict, why = UNDECIDED, "; ".join(f"run {i + 1}: {w}" for i, (_, w) in enumerate(verdicts))
-    values = np.array([_num(g, "accuracy_unseen") for g in glob])
-    # one run: its Wilson interval; several: the envelope of their Wilson intervals (conservative)
-    low = min(_num(g, "accuracy_unseen_low") for g in glob)
-    high = max(_num(g, "accuracy_unseen_high") for g in glob)
-    runs = f" over {len(glob)} global `lines` runs (mean; interval: envelope of their Wilson intervals)" \
-        if len(glob) > 1 else ""
-    return _row("compose", verdict, float(values.mean()), low, high,
-                "; ".join(parts) + f"{runs}: {why}." + _random_note(rows))
+        verdict, why = UNDECIDED, f"the coordinate control's interval straddles {lvl:g}"
+    n_min = min(c[4] for c in (g, sp, co) if c)
+    if n_min < t.min_seeds:
+        verdict, why = UNDECIDED, f"too few seeds ({n_min} < {t.min_seeds}); as read: {why}"
+    n_unseen = min(group[s][2] for group in (glob, sep, coord) for s in group)
+    return _row("compose", verdict, g[1], g[2], g[3],
+                f"unseen = ≥ {t.unseen_distance} px from every training position, at least {n_unseen} per run; "
+                + "; ".join(parts) + f": {why}." + _random_note(rows), runs)
 
 
-def _compose_verdict(g_check, s_check, lvl) -> tuple[str, str]:
-    """One global `lines` run against its separable control -> (verdict, why)."""
-    if g_check == FAIL:
-        return NOT_REPRODUCED, "the global model composes unseen positions"
-    if g_check == OPEN:
-        return UNDECIDED, f"the global model's interval straddles {lvl:g}"
-    if s_check is None:
-        return UNDECIDED, "no positive control was run: a failure on unseen positions may be the test's"
-    if s_check != PASS:
-        return UNDECIDED, ("the separable control fails too: the test has not shown that a factorizing learner "
-                           "passes it" if s_check == FAIL else f"the separable control's interval straddles {lvl:g}")
-    return REPRODUCED, "the global model fails where the factorizing control succeeds"
-
-
-__all__ = ["CONTROL_TOGETHER", "NO_CONTROL", "compose_claim", "coupling_claim", "coupling_reading", "efficiency_records"]
+__all__ = ["CONTROL_TOGETHER", "NO_CONTROL", "compose_claim", "coupling_claim", "coupling_reading", "dy_shift",
+           "efficiency_records", "x_learned_checkpoint"]

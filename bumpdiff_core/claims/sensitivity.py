@@ -1,13 +1,14 @@
 """How much each verdict depends on its thresholds: every verdict recomputed over a grid of
-accuracy and R² levels, as a table, a matrix for a page and one sentence."""
+accuracy and R² levels (a table, a matrix for a page and one sentence), and every declared
+threshold varied one at a time (`threshold_flips`: for each verdict, the settings that flip it)."""
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pandas as pd
 
-from bumpdiff_core.claims.thresholds import CLAIM_SHORT, CLAIMS, DEFAULT, NO_CLAIM, SENSITIVITY_ACCURACY, SENSITIVITY_R2, TUNED_SEEDS, \
-    Thresholds, _KEY_OF
+from bumpdiff_core.claims.thresholds import CLAIM_SHORT, CLAIMS, DEFAULT, NO_CLAIM, SENSITIVITY_ACCURACY, SENSITIVITY_GRID, \
+    SENSITIVITY_R2, TUNED_SEEDS, Thresholds, _KEY_OF
 from bumpdiff_core.claims.verdicts import _verdict_css, judge
 
 
@@ -27,6 +28,39 @@ def sensitivity(tables: dict, tuned_seeds=TUNED_SEEDS, increments: dict | None =
                 rows.append({"claim": claim, "accuracy_level": float(acc), "r2_level": float(r2), "verdict": verdict,
                              "default": acc == thresholds.accuracy_level and r2 == thresholds.r2_level})
     return pd.DataFrame(rows)
+
+
+def threshold_flips(inputs: dict, tuned_seeds=TUNED_SEEDS, thresholds: Thresholds = DEFAULT,
+                    grid: dict = SENSITIVITY_GRID) -> dict:
+    """Every declared threshold in `grid` ({name: values}) varied one at a time, the others as in
+    `thresholds`; `inputs` are `judge`'s keyword inputs (`results.tables.verdict_inputs`). ->
+    {claim: ["name=value → verdict", ...]} listing the settings whose verdict differs from the
+    default one (an empty list: no declared threshold flips it)."""
+    inputs = {k: v for k, v in inputs.items() if k in ("tables", "increments", "pairs", "control_pairs", "efficiency")}
+    inputs.setdefault("tables", {})
+    base = judge(tuned_seeds=tuned_seeds, thresholds=thresholds, **inputs).table
+    default = dict(zip(base["claim"], base["verdict"]))
+    flips = {claim: [] for claim in default}
+    for name, values in grid.items():
+        for value in values:
+            if value == getattr(thresholds, name):
+                continue
+            t = replace(thresholds, **{name: type(getattr(thresholds, name))(value)})
+            table = judge(tuned_seeds=tuned_seeds, thresholds=t, **inputs).table
+            for claim, verdict in zip(table["claim"], table["verdict"]):
+                if verdict != default[claim]:
+                    flips[claim].append(f"{name}={value:g} → {verdict}")
+    return flips
+
+
+def flips_text(flips: dict) -> str:
+    """One sentence per verdict: which declared thresholds flip it (or that none does)."""
+    out = []
+    for claim, changes in flips.items():
+        short = CLAIM_SHORT.get(_KEY_OF.get(claim), claim)
+        out.append(f"“{short}”: " + ("no declared threshold in the grid flips it" if not changes else
+                                     "flips at " + ", ".join(changes)))
+    return "; ".join(out) + "." if out else "No verdicts."
 
 
 def sensitivity_matrix(sens: pd.DataFrame) -> pd.DataFrame:

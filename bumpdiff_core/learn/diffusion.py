@@ -157,3 +157,15 @@ def ddpm_sample(model, schedule, xy, seeds, tap_names=(), progress=None):
 
 def ddim_sample(model, schedule, xy, seeds, steps: int = 50, tap_names=(), progress=None):
     return sample(model, schedule, xy, seeds, "ddim", steps, tap_names, progress)
+
+
+@torch.no_grad()
+def first_step_taps(model, schedule: LinearSchedule, xy: torch.Tensor, seeds, tap_names) -> dict:
+    """The named blocks' outputs at the *first* denoising step only: the model sees x_T (pure noise
+    from the same per-sample seeds as `sample`, so the same x_T as that sample) at t = T - 1,
+    before anything is drawn. {tap: (n, features)}. Costs one forward pass."""
+    n, size = xy.shape[0], model.image_size
+    x = PerSampleNoise(seeds).randn_like(torch.empty((n, 1, size, size), device=xy.device))
+    record = {}
+    model(x, torch.full((n,), schedule.timesteps - 1, device=xy.device, dtype=torch.long), xy, taps=record)
+    return {name: record[name].detach().flatten(1).float().cpu().numpy() for name in tap_names}

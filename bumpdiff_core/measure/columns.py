@@ -15,6 +15,18 @@ METRIC_COLUMNS = ["step", "loss", "accuracy", "accuracy_x", "accuracy_y", "frac_
                   # the rounding rule (learn/latin.rounding_correct) on the evaluation labels; for
                   # design=latin at the last checkpoint: the test set (test_outcomes.npz) and its memoriser
                   "seen_round_accuracy", "test_accuracy", "test_n", "memoriser_test"]
+# representation vs behaviour, and the dimension null (measure/representation.py; the names are
+# repeated there as REPRESENTATION_COLUMNS, a test checks they agree)
+METRIC_COLUMNS += ([f"r2_{a}_behaviour{s}" for a in "xy" for s in ("", "_low", "_high")]
+                   + [f"r2_{a}_first{s}" for a in "xy" for s in ("", "_low", "_high")]
+                   + ["dim_mle", "dim_noise", "dim_sheet_scale", "dim_null_low", "dim_null_high", "dim_null_median",
+                      "dim_null_low_90", "dim_null_high_90", "dim_null_low_99", "dim_null_high_99",
+                      "dim_twonn_null_low", "dim_twonn_null_high"])
+# every unseen grid position scored from the last checkpoint's position map (last row only; NaN
+# elsewhere): positions at Chebyshev distance >= d px from every training position, and how many
+# of them were drawn right, for each d in UNSEEN_MAP_DISTANCES
+UNSEEN_MAP_DISTANCES = (2, 3)
+METRIC_COLUMNS += [f"{k}_unseen_map_d{d}" for d in UNSEEN_MAP_DISTANCES for k in ("n", "k")]
 
 SEEN, UNSEEN = 0, 1  # values of the eval npz's `split`
 

@@ -274,6 +274,14 @@ class NullBand:
     noise: float
     labels: int = 0
     length_scale: Optional[tuple[float, float]] = None
+    values: tuple = ()          # the estimates of every draw (+inf for non-finite), for other quantiles
+
+    def band(self, level: float) -> tuple[float, float]:
+        """The central `level` band of the draws (e.g. 0.9, 0.99) -> (low, high)."""
+        if not 0 < level < 1 or not self.values:
+            raise ValueError(f"level must be in (0, 1) and the draws kept; got {level!r}")
+        low, high = np.quantile(np.asarray(self.values), [(1 - level) / 2, (1 + level) / 2])
+        return float(low), float(high)
 
     def text(self) -> str:
         through = f"the same {self.labels} labels" if self.labels else "the same labels"
@@ -352,7 +360,7 @@ def sheet_null(labels, noise: float, dim: int = 512, draws: int = 200, seed: int
     low, median, high = np.quantile(out, [0.025, 0.5, 0.975])
     return NullBand(low=float(low), high=float(high), median=float(median), draws=int(draws),
                     estimator_name=name, noise=float(noise), labels=len(lab),
-                    length_scale=(lo_ls, hi_ls))
+                    length_scale=(lo_ls, hi_ls), values=tuple(float(v) for v in out))
 
 
 def _span(lab: np.ndarray) -> float:

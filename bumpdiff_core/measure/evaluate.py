@@ -53,6 +53,7 @@ from bumpdiff_core.learn.data import centre_grid, evaluation_positions, map_shap
 from bumpdiff_core.learn import latin
 from bumpdiff_core.learn.diffusion import LinearSchedule, sample
 from bumpdiff_core.measure.manifold import umap_embed
+from bumpdiff_core.measure.representation import representation_columns
 from bumpdiff_core.measure.columns import (BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, KNN_K, METRIC_COLUMNS, OVERLAP_K,  # noqa: F401
                                           SEEN, UNSEEN, UNSEEN_LABELS)
 from bumpdiff_core.runs.store import CorruptFileError, Run
@@ -98,6 +99,25 @@ def evaluation_labels(config) -> tuple[np.ndarray, np.ndarray | None]:
     return np.concatenate([labels, unseen.astype(labels.dtype)]), split
 
 
+SECOND_DRAW_OFFSET = SEED_STRIDE // 2  # draw b's seeds: far from draw a's, the same at every checkpoint
+
+
+def _second_draw(run: Run, step: int, device, labels: np.ndarray) -> dict:
+    """The tapped layer only: `latents_b` (a second noise seed per evaluation label, trajectory
+    mean) and `latents_first` (draw a's first denoising step: pure noise in). For
+    `representation.representation_columns`."""
+    from bumpdiff_core.learn.diffusion import first_step_taps
+
+    c = run.config
+    tap = resolve_tap(c.tap_layer, len(c.channel_mults))
+    seeds = sample_seeds(c, len(labels))
+    _, _, taps_b = sample_checkpoint(run, step, device, labels=labels, tap_names=[tap], seeds=seeds + SECOND_DRAW_OFFSET)
+    model = load_weights(run, step, pick_device(device))
+    xy = torch.as_tensor(labels, dtype=torch.float32, device=pick_device(device))
+    first = first_step_taps(model, LinearSchedule.from_config(c), xy, seeds, [tap])
+    return {"latents_b": taps_b[tap].astype(np.float32), "latents_first": first[tap].astype(np.float32)}
+
+
 def _evaluate_samples(run: Run, step: int, device) -> dict:
     c = run.config
     tap = resolve_tap(c.tap_layer, len(c.channel_mults))
@@ -114,6 +134,7 @@ def _evaluate_samples(run: Run, step: int, device) -> dict:
                   layer_names=np.array(names), layer_r2_raw=layer_r2)
     if split is not None:
         arrays["split"] = split
+    arrays.update(_second_draw(run, step, device, labels if split is None else labels[split == SEEN]))
     run.save_arrays(run.eval_path(step), **arrays)
     return arrays
 
@@ -124,6 +145,11 @@ def _seen_part(ev: dict) -> dict:
         return {k: ev[k] for k in ("labels", "samples", "latents")}
     seen = np.asarray(ev["split"]) == SEEN
     return {k: ev[k][seen] for k in ("labels", "samples", "latents")}
+
+
+def _seen_rows(ev: dict, key: str):
+    """The second draw's arrays cover the evaluation labels only (split 0); None when absent."""
+    return ev.get(key)
 
 
 def _cached(run: Run, path):
@@ -149,6 +175,9 @@ def evaluate_checkpoint(run: Run, step: int, device=None, losses=None, seconds: 
     if ev is not None and c.design != "grid" and "split" not in ev:
         ev = None  # cached before unseen labels were sampled: resample once (same first n samples)
     ev = ev or _evaluate_samples(run, step, device)
+    if "latents_b" not in ev:  # cached before the second draw existed: add it (the first pass is kept)
+        ev = dict(ev, **_second_draw(run, step, device, np.asarray(_seen_part(ev)["labels"], np.float32)))
+        run.save_arrays(run.eval_path(step), **ev)
     t1 = time.perf_counter()
     seen = _seen_part(ev)
     um = _cached(run, run.umap_path(step))
@@ -171,6 +200,10 @@ def evaluate_checkpoint(run: Run, step: int, device=None, losses=None, seconds: 
     row["r2_x_raw"], row["r2_y_raw"] = (float(v) for v in ev["layer_r2_raw"][names.index(tap)])
     row["phase"] = metrics.phase_label(row["frac_1"], row["accuracy"])
     row.update(_extra_measures(c, ev, seen, counts, centres))
+    t3 = time.perf_counter()
+    row.update(representation_columns(labels, seen["samples"], seen["latents"], _seen_rows(ev, "latents_b"),
+                                      _seen_rows(ev, "latents_first")))
+    seconds["representation"] = seconds.get("representation", 0.0) + time.perf_counter() - t3
     seconds["measures"] = seconds.get("measures", 0.0) + time.perf_counter() - t2
     return row
 
@@ -293,6 +326,22 @@ def evaluate_test_outcomes(run: Run, step: int, device=None) -> dict:
     return out
 
 
+def unseen_map_counts(config, position_map: dict) -> dict:
+    """{n_unseen_map_d<d>, k_unseen_map_d<d>}: every grid position at Chebyshev distance >= d px
+    from every training position, and how many of them the position map drew right."""
+    from bumpdiff_core.measure.columns import UNSEEN_MAP_DISTANCES
+    from bumpdiff_core.measure.generalization import chebyshev_distance_to_set
+
+    grid = centre_grid(config.image_size, config.increment_x, config.increment_y)
+    dist = chebyshev_distance_to_set(grid, training_positions(config))
+    acc = np.asarray(position_map["accuracy"], dtype=np.float64).reshape(-1)
+    out = {}
+    for d in UNSEEN_MAP_DISTANCES:
+        far = dist >= d - 1e-6
+        out[f"n_unseen_map_d{d}"], out[f"k_unseen_map_d{d}"] = int(far.sum()), int(np.round(acc[far].sum()))
+    return out
+
+
 def evaluate_run(run: Run, device=None, progress: bool = True):
     """Evaluate every scheduled checkpoint (cached ones cost nothing) and write metrics.csv; for
     designs other than grid, also the last checkpoint's `position_map.npz` (cached)."""
@@ -317,7 +366,8 @@ def evaluate_run(run: Run, device=None, progress: bool = True):
         t0 = time.perf_counter()
         cached = _cached(run, run.position_map_path)
         if cached is None or int(cached["step"]) != steps[-1]:
-            evaluate_position_map(run, steps[-1], device)
+            cached = evaluate_position_map(run, steps[-1], device)
+        rows[-1].update(unseen_map_counts(run.config, cached))
         seconds["position_map"] = time.perf_counter() - t0
     table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     buf = io.StringIO()
@@ -327,5 +377,6 @@ def evaluate_run(run: Run, device=None, progress: bool = True):
                     evaluate_umap_seconds=seconds.get("umap", 0.0),
                     evaluate_measures_seconds=seconds.get("measures", 0.0),
                     evaluate_position_map_seconds=seconds.get("position_map", 0.0),
-                    evaluate_test_outcomes_seconds=seconds.get("test_outcomes", 0.0))
+                    evaluate_test_outcomes_seconds=seconds.get("test_outcomes", 0.0),
+                    evaluate_representation_seconds=seconds.get("representation", 0.0))
     return table

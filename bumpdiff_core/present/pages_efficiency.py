@@ -87,9 +87,11 @@ def separable_vs_global(table: pd.DataFrame) -> str:
     and whether their Wilson intervals overlap (Markdown)."""
     lines = []
     keyed = {}
-    for r in table.to_dict("records"):
-        design = r["label"].split(" · ")[0]
-        keyed.setdefault(design, {})[r["conditioning"]] = r
+    for r in table.to_dict("records"):  # per design and seed (the controls of a run are of the same seed)
+        seed = r.get("seed")
+        design = r["label"].split(" · ")[0] + (f", seed {seed}" if seed not in (None, 0) else "")
+        model = r["conditioning"] + (" + coord" if r.get("coord_channels") is True else "")
+        keyed.setdefault(design, {})[model] = r
     for design, models in keyed.items():
         if not {"global", "separable"} <= set(models):
             continue
@@ -152,8 +154,11 @@ def fig5_control(separable_table, global_table, pair=FIG5_PAIR) -> str:
 
 
 def fig5_control_of(runs, pair=FIG5_PAIR) -> str:
-    """`fig5_control` for a `view.SweepView`: its separable efficiency run and global pair run."""
-    separable, global_ = fig5_views(runs.efficiency(), runs.pairs(), pair)
+    """`fig5_control` for a `view.SweepView`: its separable control run and global pair run."""
+    from bumpdiff_core.sweeps.definitions import design_label
+
+    controls = {design_label(s.config): runs.view(s) for s in runs.sweep.control_runs()}
+    separable, global_ = fig5_views(controls, runs.pairs(), pair)
     return fig5_control(None if separable is None else separable.table, None if global_ is None else global_.table, pair)
 
 

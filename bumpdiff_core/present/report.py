@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
 import pandas as pd
 
 from bumpdiff_core.claims import verdicts
+from bumpdiff_core.claims.sensitivity import threshold_flips
 from bumpdiff_core.results.tables import EFFICIENCY_COLUMNS, read_sweep, verdict_inputs
 from bumpdiff_core.sweeps.definitions import design_label, get_sweep
 
@@ -59,7 +60,8 @@ class SweepReport:
         return EXIT_INCOMPLETE if self.missing else EXIT_COMPLETE
 
     def to_dict(self) -> dict:
-        claims = [{k: r[k] for k in verdicts.CLAIM_COLUMNS} for r in self.claims.to_dict("records")]
+        keys = verdicts.CLAIM_COLUMNS + (["flips"] if "flips" in self.claims.columns else [])
+        claims = [{k: r.get(k) for k in keys} for r in self.claims.to_dict("records")]
         return _clean({"sweep": self.sweep, "seeds_used": list(self.seeds_used), "seeds_note": self.seeds_note,
                        "missing": list(self.missing), "runs": self.runs, "claims": claims,
                        "efficiency": [{k: r.get(k) for k in EFFICIENCY_COLUMNS} for r in self.efficiency]})
@@ -81,6 +83,9 @@ def sweep_report(name, root=None, tuned_seeds=verdicts.TUNED_SEEDS,
     fig_seed = inputs.pop("figure_seed")
     efficiency = inputs["efficiency"]
     judgement = verdicts.judge(tuned_seeds=tuned_seeds, thresholds=thresholds, **inputs)
+    # every declared threshold varied one at a time: the settings that flip each verdict
+    flips = threshold_flips(inputs, tuned_seeds, thresholds)
+    judgement = replace(judgement, table=judgement.table.assign(flips=[flips.get(c, []) for c in judgement.table["claim"]]))
     increments = inputs["increments"]
     note = judgement.note + (f"; {len(missing)} run(s) not finished, judged without them" if missing else "")
     if len(sweep.figure_seeds) > 1 and increments:
@@ -108,7 +113,13 @@ def report_markdown(report: SweepReport) -> str:
     if len(report.claims) and (report.claims["verdict"] == "no claim").all():
         out += ["No claim applies to this sweep's runs.", ""]
     else:
-        out += [_md_table(report.claims), ""]
+        shown = report.claims.copy()
+        if "runs" in shown.columns:  # short ids: the full ones are in --json
+            shown["runs"] = [", ".join(str(r)[:8] for r in (rs if isinstance(rs, (list, tuple)) else []))
+                             for rs in shown["runs"]]
+        if "flips" in shown.columns:
+            shown["flips"] = ["; ".join(f) if isinstance(f, (list, tuple)) and f else "none" for f in shown["flips"]]
+        out += [_md_table(shown), ""]
     if report.runs:
         columns = FINAL_COLUMNS
         rows = []

@@ -39,7 +39,8 @@ def finished_table(spec, root=None):
 
 EFFICIENCY_COLUMNS = ["run_id", "label", "design", "conditioning", "image_size", "seed", "positions", "step",
                       "accuracy_seen", "accuracy_unseen", "accuracy_unseen_low", "accuracy_unseen_high",
-                      "n_unseen", "memoriser_unseen"]
+                      "n_unseen", "memoriser_unseen", "coord_channels",
+                      "n_unseen_map_d2", "k_unseen_map_d2", "n_unseen_map_d3", "k_unseen_map_d3"]
 
 
 def efficiency_row(config, table: pd.DataFrame, run_id: str = "") -> dict:
@@ -68,7 +69,9 @@ def efficiency_row(config, table: pd.DataFrame, run_id: str = "") -> dict:
             "positions": len(training_positions(config)), "step": num("step"),
             "accuracy_seen": seen if math.isfinite(seen) else num("accuracy"),
             "accuracy_unseen": acc, "accuracy_unseen_low": low, "accuracy_unseen_high": high,
-            "n_unseen": n, "memoriser_unseen": num("memoriser_unseen")}
+            "n_unseen": n, "memoriser_unseen": num("memoriser_unseen"), "coord_channels": bool(config.coord_channels),
+            # every far-unseen position of the last checkpoint's position map (NaN for older runs)
+            **{f"{k}_unseen_map_d{d}": num(f"{k}_unseen_map_d{d}") for d in (2, 3) for k in ("n", "k")}}
 
 
 def efficiency_rows(sweep, tables: dict) -> list[dict]:
@@ -90,8 +93,8 @@ def verdict_inputs(sweep, found: dict, tuned_seeds=None) -> dict:
 
     tuned_seeds = TUNED_SEEDS if tuned_seeds is None else tuned_seeds
 
-    def pick(specs, key):
-        return {key(s.config): found[s.run_id] for s in specs if s.run_id in found}
+    def pick(specs, key):  # each table carries its run id, so a claim can list the runs it read
+        return {key(s.config): found[s.run_id].assign(run_id=s.run_id) for s in specs if s.run_id in found}
 
     fig_seeds = pick_seeds(sweep.figure_seeds, tuned_seeds)[0][:1]
     return {"tables": pick(sweep.main_runs(), lambda c: c.seed),

@@ -179,7 +179,9 @@ def _overlap_chance(table) -> float:
 
 
 REPRESENTATION_PANELS = [
-    ("intrinsic dimension (TwoNN)", [("intrinsic_dim", "TwoNN dimension", "#6a3d9a", None),
+    ("intrinsic dimension (MLE, judged against its sheet null; TwoNN)", [
+        ("dim_mle", "MLE dimension (Levina–Bickel)", "#e31a1c", None),
+        ("intrinsic_dim", "TwoNN dimension", "#6a3d9a", None),
                                      ("participation_ratio", "participation ratio (linear)", "#b15928", "dot")]),
     ("k-NN R² (leave-one-out; no linear read-out)", [("knn_r2_x", "k-NN R² x", COORD_COLOURS["x"], None),
                                                      ("knn_r2_y", "k-NN R² y", COORD_COLOURS["y"], None)]),
@@ -188,8 +190,9 @@ REPRESENTATION_PANELS = [
 
 
 def representation_curves(table, title: str | None = None) -> go.Figure:
-    """The representation measures over training, phase bands behind: intrinsic dimension (TwoNN,
-    with the 2D reference line and the tolerance the verdicts use, and the participation ratio),
+    """The representation measures over training, phase bands behind: intrinsic dimension (the MLE
+    with the 95 % band of its sheet null, which the verdicts judge; TwoNN with the 2D reference of
+    continuous labels, not judged; the participation ratio),
     k-NN R² of x and y, neighbour overlap with its chance level. A measure the table lacks is named
     in its panel ("not measured")."""
     from bumpdiff_core.claims.verdicts import DEFAULT, has_columns
@@ -209,10 +212,17 @@ def representation_curves(table, title: str | None = None) -> go.Figure:
             fig.add_annotation(text="not measured for this run: " + ", ".join(missing), showarrow=False,
                                xref=f"x{'' if r == 1 else r} domain", yref=f"y{'' if r == 1 else r} domain",
                                x=0.5, y=0.5, font=dict(color="#888"))
+    if has_columns(table, "dim_null_low", "dim_null_high"):  # the band the verdicts judge the MLE against
+        fig.add_trace(go.Scatter(x=list(steps) + list(steps)[::-1],
+                                 y=list(table["dim_null_high"]) + list(table["dim_null_low"])[::-1],
+                                 fill="toself", fillcolor="rgba(227,26,28,0.15)", line=dict(width=0),
+                                 name="sheet null, 95 % band (same labels, measured noise)", hoverinfo="skip"),
+                      row=1, col=1)
     d, tol = DEFAULT.sheet_dim, DEFAULT.dim_tolerance
     fig.add_hrect(y0=d - tol, y1=d + tol, fillcolor="#6a3d9a", opacity=0.08, line_width=0, row=1, col=1)
     fig.add_hline(y=d, line=dict(color="#6a3d9a", dash="dash", width=1), row=1, col=1,
-                  annotation_text=f"a 2D sheet: {d:g} ± {tol:g}", annotation_position="top left")
+                  annotation_text=f"a 2D sheet: {d:g} ± {tol:g} on continuous labels (not judged: grid labels "
+                                  "read higher)", annotation_position="top left")
     chance = _overlap_chance(table)
     if np.isfinite(chance):
         fig.add_hline(y=chance, line=dict(color="#777", dash="dot", width=1), row=3, col=1,
