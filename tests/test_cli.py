@@ -94,7 +94,7 @@ INVALID = [
     (["tiny", "--set", "sigma=abc"], "sigma", "must be a finite number, > 0 and <= 4.0"),
     (["tiny", "--set", "steps=ten"], "steps", "must be an integer, >= 1"),
     (["tiny", "--set", "image_size=thirty-two"], "image_size", "must be an integer, a multiple of 4"),
-    (["tiny", "--set", "design=nope"], "design", "must be 'grid', 'random', 'lines' or 'holdout'"),
+    (["tiny", "--set", "design=nope"], "design", "must be 'grid', 'random', 'lines', 'holdout' or 'latin'"),
     (["tiny", "--set", "design_count=0"], "design_count", "must be >= 1"),
     (["tiny", "--set", "design=random", "--set", "design_count=65"], "design_count", "<= grid positions (64)"),
     (["tiny", "--set", "conditioning=both"], "conditioning", "must be 'global' or 'separable'"),

@@ -44,7 +44,7 @@ def test_round_trip_through_dict():
     ("channel_mults", (1, 2, 2, 2, 2, 2), "1 to 5 integers, each >= 1 and <= 16"),
     ("attention_levels", (4,), "each >= 1 and <= len(channel_mults) (3)"),
     ("base_channels", 6, "a multiple of 4"),
-    ("design", "nope", "'grid', 'random', 'lines' or 'holdout'"),
+    ("design", "nope", "'grid', 'random', 'lines', 'holdout' or 'latin'"),
     ("design_count", 0, ">= 1"),
     ("design_seed", -1, ">= 0"),
     ("design_lines", 0, ">= 1"),

@@ -20,7 +20,15 @@ COLUMNS = ["step", "loss", "accuracy", "accuracy_x", "accuracy_y", "frac_0", "fr
            "r2_y_raw_high", "intrinsic_dim", "participation_ratio", "knn_r2_x", "knn_r2_y", "neighbour_overlap",
            "error_x", "error_y", "accuracy_seen", "accuracy_unseen", "accuracy_unseen_low", "accuracy_unseen_high",
            "n_unseen", "error_seen", "error_unseen", "memoriser_unseen", "error_x_low", "error_x_high",
-           "error_y_low", "error_y_high"]
+           "error_y_low", "error_y_high",
+           # the rounding rule (seen) and a latin run's test set
+           "seen_round_accuracy", "test_accuracy", "test_n", "memoriser_test",
+           # representation vs behaviour, the dimension null, every far-unseen position (measure/columns.py)
+           *[f"r2_{a}_{k}{s}" for k in ("behaviour", "first") for a in "xy" for s in ("", "_low", "_high")],
+           "dim_mle", "dim_noise", "dim_sheet_scale", "dim_null_low", "dim_null_high", "dim_null_median",
+           "dim_null_low_90", "dim_null_high_90", "dim_null_low_99", "dim_null_high_99",
+           "dim_twonn_null_low", "dim_twonn_null_high",
+           "n_unseen_map_d2", "k_unseen_map_d2", "n_unseen_map_d3", "k_unseen_map_d3"]
 
 
 def test_tiny_train_then_evaluate_in_under_a_minute(cli_tiny_run, bumpdiff_cli):

@@ -66,6 +66,7 @@ def synthetic_sweep(tmp_path_factory):
     write_run(root)
     write_run(root, increment_x=0.5, increment_y=0.5)
     write_run(root, increment_x=0.5)
+    write_run(root, increment_x=0.5, conditioning="separable")  # Fig. 5's control on the pair
     return root, Sweep("synthetic-pages", "tiny", overrides=OVERRIDES, increments=(0.5, 1.0),
                        pairs=((0.5, 1.0),), pages=ALL_PAGES)
 

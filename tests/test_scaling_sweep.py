@@ -223,3 +223,14 @@ def test_m50_plot_and_outcome_map_on_synthetic_input():
     pos = latin.test_positions(8)
     m = figures.latin_outcome_map(mask, pos, np.ones((16, 2)))
     assert isinstance(m, go.Figure) and np.nansum(m.data[1].z) == 16
+
+
+def test_a_committed_result_from_a_stopped_sweep_says_what_it_covers():
+    from bumpdiff_core.present.report_scaling import coverage_sentence
+
+    design = {"sizes": [8, 12, 16, 20], "seeds": [3, 4]}
+    runs = [{"K": k, "seed": 3} for k in (8, 12, 16)]
+    text = coverage_sentence({"design": design, "runs": runs})
+    assert "K = 8, 12, 16 and seed(s) 3" in text and "preliminary" in text
+    whole = [{"K": k, "seed": s} for k in (8, 12, 16, 20) for s in (3, 4)]
+    assert coverage_sentence({"design": design, "runs": whole}) == ""

@@ -259,6 +259,19 @@ def load_scaling(name: str = "scaling", root=None, committed=COMMITTED) -> tuple
     return None, "none"
 
 
+def coverage_sentence(report: dict) -> str:
+    """' It covers K = …, seeds … of the design's K = …, seeds … (…).' when the finished rungs cover
+    less than the sweep's design (a sweep stopped early), else ''."""
+    design, runs = report.get("design") or {}, report.get("runs") or []
+    sizes, seeds = sorted({r["K"] for r in runs}), sorted({r["seed"] for r in runs})
+    want_sizes, want_seeds = sorted(design.get("sizes") or []), sorted(design.get("seeds") or [])
+    if not runs or (sizes == want_sizes and seeds == want_seeds):
+        return ""
+    return (f" Its rungs cover K = {', '.join(map(str, sizes))} and seed(s) {', '.join(map(str, seeds))} of the "
+            f"design's K = {', '.join(map(str, want_sizes))} and seeds {', '.join(map(str, want_seeds))}: "
+            "a sweep stopped before it finished, so read γ as preliminary.")
+
+
 def source_sentence(report: dict | None, source: str) -> str:
     """What the page shows and the one command that replaces it (Markdown)."""
     if source == "data root":
@@ -268,5 +281,6 @@ def source_sentence(report: dict | None, source: str) -> str:
         minutes = (report.get("wall_seconds") or 0) / 60
         return (f"Shown: the committed `results/scaling.json` (sweep `{report['sweep']}`, {report.get('date')}, commit "
                 f"{str(report.get('commit'))[:10]}, {report.get('machine')}, {report.get('img_per_s') or float('nan'):.0f} "
-                f"img/s, {minutes:.0f} min wall). Replace it with your own measurement: `{REPLACE_COMMAND}`.")
+                f"img/s, {minutes:.0f} min wall).{coverage_sentence(report)} Replace it with your own measurement: "
+                f"`{REPLACE_COMMAND}`.")
     return f"No scaling sweep is finished here and no committed result exists: `{REPLACE_COMMAND}`."
