@@ -142,7 +142,7 @@ def mle_dimension(x, k_min: int = 5, k_max: int = 10) -> float:
 
 def twonn_dimension(x, discard: float = 0.1) -> float:
     """TwoNN intrinsic dimension (Facco et al. 2017), the "fit" method of
-    `geometry.twonn_dimension` (copied, not imported): mu_i = r2_i / r1_i, least squares through
+    `geometry.twonn_dimension` (its estimate, on the distinct points): mu_i = r2_i / r1_i, least squares through
     the origin of -log(1 - F(mu)) against log(mu) after discarding the `discard` largest mu.
     Exact duplicates are collapsed to one point first (as in `mle_dimension`; geometry's version
     drops every point whose nearest neighbour is a duplicate instead, the same when there are
@@ -151,23 +151,12 @@ def twonn_dimension(x, discard: float = 0.1) -> float:
     On grid labels many mu are exactly 1 (two neighbours at the same distance); those pile up at
     log mu = 0 and drag the fitted slope up. This is the artefact the sheet null accounts for.
     """
+    from bumpdiff_core.measure.geometry import twonn_from_sq_distances
+
     d2 = _distinct_sq_distances(x)
     if len(d2) < 3:
         return float("nan")
-    np.fill_diagonal(d2, np.inf)
-    part = np.sqrt(np.partition(d2, 1, axis=1)[:, :2])
-    r1, r2 = part[:, 0], part[:, 1]
-    ok = (r1 > 0) & np.isfinite(r2)
-    mu = r2[ok] / r1[ok]
-    n = len(mu)
-    if n < 3:
-        return float("nan")
-    order = np.sort(np.log(mu))
-    f = np.arange(1, n + 1) / n
-    keep = int(np.floor(n * (1 - discard)))
-    xs, ys = order[:keep], -np.log(1 - f[:keep])
-    denom = float(xs @ xs)
-    return float(xs @ ys / denom) if denom > 0 else float("inf")
+    return twonn_from_sq_distances(d2, "fit", discard)
 
 
 ESTIMATORS: dict[str, tuple[str, Callable[[np.ndarray], float]]] = {

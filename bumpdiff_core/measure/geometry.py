@@ -61,7 +61,11 @@ def twonn_dimension(x, method: str = "fit", discard: float = 0.1) -> float:
     no verdict reads TwoNN against 2; they use `dimension.mle_dimension` against a null made from
     the run's own labels (`measure/representation.py`).
     """
-    d2 = _sq_distances(x)
+    return twonn_from_sq_distances(_sq_distances(x), method, discard)
+
+
+def twonn_from_sq_distances(d2: np.ndarray, method: str = "fit", discard: float = 0.1) -> float:
+    """`twonn_dimension` from a square matrix of squared pairwise distances (changed in place)."""
     np.fill_diagonal(d2, np.inf)
     part = np.sqrt(np.partition(d2, 1, axis=1)[:, :2])
     r1, r2 = part[:, 0], part[:, 1]
